@@ -1,0 +1,46 @@
+"""The `pointset` command line: one module per command, each thin (parse, call, print).
+
+Nothing here imports JAX: `pointset --help` must answer at once. Commands import the
+library inside their function bodies.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from pointset_cli import __version__
+from pointset_cli.cli import evaluate, export, info, models, prepare, sample, train
+
+app = typer.Typer(
+    name="pointset",
+    help="Machine learning on point clouds treated as sets: prepare, train, sample, eval, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pointset {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    if debug:
+        os.environ["POINTSET_DEBUG"] = "1"
+
+
+for _module in (prepare, info, train, sample, evaluate, export, models):
+    _module.register(app)
+
+
+def main() -> None:
+    app(prog_name="pointset")

@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real data sets live, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BUNDLED_DATA = REPO / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (clone the repo beside ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture()
+def cli():
+    """Invoke the `pointset` Typer app in-process: cli(["info", path]) -> click Result."""
+    from typer.testing import CliRunner
+
+    from pointset_cli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(args: list[str], **kwargs):
+        return runner.invoke(app, [str(a) for a in args], **kwargs)
+
+    return invoke
