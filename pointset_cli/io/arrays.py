@@ -1,0 +1,74 @@
+"""NumPy files: .npy holding an [n, D] array, .npz holding `points` (or exactly one array).
+
+Pickled (object) arrays are refused. The .npy header is checked against the bytes present
+before the array is built, so a header promising a huge shape fails fast.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from pointset_cli.errors import InputError
+from pointset_cli.io.shape import Shape, make_shape
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_MEMBER_LIMIT = 1 << 31  # bytes; a larger member is refused rather than inflated
+
+
+def parse_npy(data: bytes) -> np.ndarray:
+    """The numeric array stored in .npy bytes (no pickles, size checked before building)."""
+    if not data.startswith(_NPY_MAGIC):
+        raise InputError("not an NPY file (bad magic)")
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(stream)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise InputError(f"NPY array of dtype {dtype} is not numeric (pickled objects are refused)")
+    count = int(np.prod(shape, dtype=np.int64))
+    held = (len(data) - stream.tell()) // dtype.itemsize
+    if count > held:
+        raise InputError(f"truncated NPY: header promises {count} values, file holds {held}")
+    flat = np.frombuffer(data, dtype, count, stream.tell())
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def read_npy(data: bytes) -> Shape:
+    """Parse .npy bytes holding [n, D] points."""
+    return make_shape(parse_npy(data))
+
+
+def read_npz(data: bytes) -> Shape:
+    """Parse .npz bytes: the array named `points`, else the only array."""
+    if not data.startswith(_ZIP_MAGIC):
+        raise InputError("not an NPZ file (not a zip archive)")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".npy")]
+        if "points.npy" in names:
+            name = "points.npy"
+        elif len(names) == 1:
+            name = names[0]
+        else:
+            keys = ", ".join(n[:-4] for n in names[:5]) or "none"
+            raise InputError(f"NPZ has no 'points' array and {len(names)} arrays to choose from ({keys})")
+        if archive.getinfo(name).file_size > _MEMBER_LIMIT:
+            raise InputError(f"NPZ member {name} is larger than 2 GiB")
+        return make_shape(parse_npy(archive.read(name)))
+
+
+def encode_npy(points: np.ndarray) -> bytes:
+    """.npy bytes for an array."""
+    buffer = io.BytesIO()
+    np.save(buffer, points, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def encode_npz(points: np.ndarray) -> bytes:
+    """.npz bytes holding the array as `points` (compressed)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, points=points)
+    return buffer.getvalue()
