@@ -1,13 +1,70 @@
-"""`pointset info` (not available yet)."""
+"""`pointset info`: validate a dataset file and summarise it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from pointset_cli.cli._common import not_available
+from pointset_cli.cli._common import FormatOption, OutputFormat, handle_errors, out_console, print_json
+
+BAR_WIDTH = 30
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info", help="(not available yet)")
-    def info() -> None:
-        not_available("info", "in progress")
+    @app.command("info", help="Validate a dataset made by `pointset prepare` and summarise it.")
+    @handle_errors
+    def info(
+        path: Path = typer.Argument(..., help="An HDF5 dataset file.", show_default=False),
+        fmt: OutputFormat = FormatOption,
+    ) -> None:
+        from pointset_cli.data.schema import validate
+
+        summary = validate(path)
+        if fmt == OutputFormat.json:
+            print_json(summary)
+        else:
+            _print_tables(summary)
+
+
+def _print_tables(s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    overview = Table(title=f"{s['path']} (schema v{s['schema_version']})", show_header=False, title_justify="left")
+    overview.add_column(style="bold")
+    overview.add_column()
+    sizes = s["sizes"]
+    rows = {
+        "sets": f"{s['n_sets']} ({', '.join(f'{n} {k}' for k, n in s['splits'].items())})",
+        "points": f"{s['dim']}D, padded to {s['n_max']}; per set min {sizes['min']} / mean {sizes['mean']:.1f} "
+        f"/ max {sizes['max']}",
+        "range": " ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(s["range"]["min"], s["range"]["max"])),
+        "normalisation": s["normalization"],
+        "sampler": f"{s['sampler']} (seed {s['seed']}, n_points {s['n_points']}, max_points {s['max_points']})",
+        "created": f"{s['provenance'].get('date', '?')} by pointset {s['provenance'].get('version', '?')}",
+        "command": " ".join(s["provenance"].get("argv", [])),
+    }
+    for key, value in rows.items():
+        overview.add_row(key, value)
+    out_console.print(overview)
+
+    classes = Table(title="classes", title_justify="left")
+    for col in ("class", *s["class_counts"], "total"):
+        classes.add_column(col, justify="left" if col == "class" else "right")
+    for i, name in enumerate(s["classes"]):
+        counts = [c[i] for c in s["class_counts"].values()]
+        classes.add_row(name, *map(str, counts), str(sum(counts)))
+    out_console.print(classes)
+
+    hist = sizes["histogram"]
+    if hist["counts"]:
+        table = Table(title="set sizes", title_justify="left")
+        table.add_column("points", justify="right")
+        table.add_column("sets", justify="right")
+        table.add_column("")
+        top = max(hist["counts"]) or 1
+        edges = hist["edges"]
+        for k, count in enumerate(hist["counts"]):
+            table.add_row(f"{edges[k]:.0f}-{edges[k + 1]:.0f}", str(count), "#" * round(BAR_WIDTH * count / top))
+        out_console.print(table)

@@ -1,0 +1,92 @@
+"""`pointset info`: summary of a good file; one-line error and exit 1 for files breaking the schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+SUBSET = Path(__file__).resolve().parents[2] / "data" / "modelnet10_subset"
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    from pointset_cli.data.prepare import PrepareOptions, prepare
+
+    path = tmp_path_factory.mktemp("info") / "good.h5"
+    prepare([str(SUBSET)], path, PrepareOptions(max_points=256), argv=["pointset", "prepare", "subset"])
+    return path
+
+
+def test_table(cli, good):
+    result = cli(["info", good])
+    assert result.exit_code == 0, result.stderr
+    for text in ("240 (180 train, 0 val, 60 test)", "chair", "toilet", "sphere", "pointset prepare subset"):
+        assert text in result.stdout
+
+
+def test_json(cli, good):
+    result = cli(["info", good, "--format", "json"])
+    summary = json.loads(result.stdout)
+    assert summary["n_sets"] == 240 and summary["splits"] == {"train": 180, "val": 0, "test": 60}
+    assert summary["class_counts"]["train"] == [60, 60, 60] and summary["n_max"] == 256
+    assert max(map(abs, summary["range"]["min"] + summary["range"]["max"])) <= 1 + 1e-6
+
+
+def _set(name, value):
+    def edit(f):
+        data = f[name][:]
+        data[(0,) * data.ndim] = value
+        f[name][...] = data
+    return edit
+
+
+def _retype(name, dtype):
+    def edit(f):
+        data = f[name][:].astype(dtype)
+        del f[name]
+        f[name] = data
+    return edit
+
+
+def _pad(f):
+    f["sizes"][0] = 10  # points past row 10 of set 0 now count as padding, and are not zero
+
+
+BREAKERS = {
+    "missing dataset": (lambda f: f.__delitem__("labels"), "missing dataset 'labels'"),
+    "wrong dtype": (_retype("points", np.float64), "dtype float64"),
+    "sizes over N_max": (_set("sizes", 10_000), "sizes must lie in"),
+    "NaN point": (_set("points", np.nan), "non-finite"),
+    "bad split value": (_set("split", 7), "split values"),
+    "wrong schema version": (lambda f: f.attrs.__setitem__("schema_version", 2), "schema_version 2"),
+    "label out of range": (_set("labels", 3), "labels must lie"),
+    "non-zero padding": (_pad, "non-zero padding"),
+    "zero scale": (_set("scale", 0.0), "scale > 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BREAKERS))
+def test_broken_files_are_refused(cli, good, tmp_path, case):
+    edit, message = BREAKERS[case]
+    broken = tmp_path / "broken.h5"
+    shutil.copy(good, broken)
+    with h5py.File(broken, "r+") as f:
+        edit(f)
+    result = cli(["info", broken])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {broken}: ") and message in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n garbage"])
+def test_not_hdf5_and_missing(cli, tmp_path, content):
+    path = tmp_path / "x.h5"
+    path.write_bytes(content)
+    for target in (path, tmp_path / "absent.h5"):
+        result = cli(["info", target])
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1

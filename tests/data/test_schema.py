@@ -1,0 +1,74 @@
+"""SetDataset reads what write_dataset wrote, in any index order; bad inputs are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pointset_cli.data.schema import SPLITS, SetDataset, validate, write_dataset
+from pointset_cli.errors import InputError, OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def digits(shared_data):
+    """Twelve real MNIST digits as sets of different sizes."""
+    from pointset_cli.io.mnist import image_to_set, read_mnist
+
+    images, labels = read_mnist(shared_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
+    return [image_to_set(img, 127) for img in images[:12]], labels[:12].astype(np.int32)
+
+
+def write(path, sets, labels, **kw):
+    m = len(sets)
+    attrs = {"normalization": "none", "sampler": "mnist", "seed": 0, "n_points": 0, "max_points": 2048,
+             "provenance": {"argv": ["test"]}}
+    write_dataset(path, sets, labels, [f"d#{i}" for i in range(m)], np.arange(m) % 3, [str(d) for d in range(10)],
+                  np.zeros((m, 2)), np.ones(m), attrs, **kw)
+
+
+def test_read_returns_sets_in_the_asked_order(tmp_path, digits):
+    sets, labels = digits
+    write(tmp_path / "d.h5", sets, labels, workers=2)
+    with SetDataset(tmp_path / "d.h5") as ds:
+        assert (ds.n_sets, ds.n_max, ds.dim) == (12, max(map(len, sets)), 2)
+        idx = np.array([7, 2, 7, 0])
+        points, mask, got = ds.read(idx)
+        assert points.shape == (4, ds.n_max, 2) and points.dtype == np.float32
+        for row, i in enumerate(idx):
+            np.testing.assert_array_equal(points[row][mask[row]], sets[i])
+            assert not points[row][~mask[row]].any()
+        np.testing.assert_array_equal(got, labels[idx])
+        for k, name in enumerate(SPLITS):
+            np.testing.assert_array_equal(ds.indices(name), np.arange(k, 12, 3))
+        np.testing.assert_array_equal(ds.sizes(), [len(s) for s in sets])
+        assert ds.names([3]) == ["d#3"]
+
+
+def test_validate_summarises(tmp_path, digits):
+    sets, labels = digits
+    write(tmp_path / "d.h5", sets, labels)
+    s = validate(tmp_path / "d.h5")
+    assert s["n_sets"] == 12 and s["splits"] == {"train": 4, "val": 4, "test": 4}
+    assert s["sizes"]["min"] == min(map(len, sets)) and sum(s["sizes"]["histogram"]["counts"]) == 12
+    assert sum(map(sum, s["class_counts"].values())) == 12
+
+
+def test_write_refuses_broken_inputs_and_existing_files(tmp_path, digits):
+    sets, labels = digits
+    with pytest.raises(ValueError, match="labels"):
+        write(tmp_path / "a.h5", sets, labels + 10)
+    bad = [s.copy() for s in sets]
+    bad[3][0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        write(tmp_path / "a.h5", bad, labels)
+    assert not list(tmp_path.iterdir())  # nothing left behind
+    write(tmp_path / "a.h5", sets, labels)
+    with pytest.raises(OutputExistsError):
+        write(tmp_path / "a.h5", sets, labels)
+
+
+def test_open_refuses_a_non_hdf5_file(tmp_path):
+    path = tmp_path / "x.h5"
+    path.write_bytes(b"not hdf5 at all")
+    with pytest.raises(InputError, match="not an HDF5 file"):
+        SetDataset(path)
