@@ -1,0 +1,58 @@
+"""Nearest-neighbour search between padded sets, never building a [B, N, M] matrix.
+
+On the CPU backend with numba installed, a compiled kernel (pointset_cli.kernels.nearest) runs
+through `jax.pure_callback`; elsewhere (GPU, or no numba) a pure-JAX search runs in tiles.
+
+Only indices leave this module: callers gather the neighbours and compute the distances
+themselves, so autodiff sees a gather (backward O(B*N*D)) instead of a min over a matrix.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from pointset_cli.kernels import nearest as kernels
+
+from pointset_cli._pointcost import pairwise_cost
+
+
+def nearest_index(
+    x: jax.Array, y: jax.Array, y_mask: jax.Array | None = None, *, metric: str = "sq", chunk: int = 128,
+    use_kernel: bool | None = None,
+) -> jax.Array:
+    """Index of the nearest real point of y for every point of x.
+
+    x [B, N, D], y [B, M, D], y_mask [B, M] bool -> int32 [B, N]. "euclidean" searches with
+    squared distances (same neighbour). Memory is O(B * chunk * M). Where y has no real point
+    the index is 0 (callers mask that direction out). Ties go to the lowest index. Not
+    differentiable (integer output). use_kernel: None picks the numba kernel on CPU when available.
+    """
+    search_metric = "sq" if metric == "euclidean" else metric
+    y = jax.lax.stop_gradient(y)
+    x = jax.lax.stop_gradient(x)
+    mask = jnp.ones(y.shape[:2], bool) if y_mask is None else y_mask.astype(bool)
+    if use_kernel is None:
+        use_kernel = jax.default_backend() == "cpu" and kernels.available()
+    if use_kernel:
+        out_type = jax.ShapeDtypeStruct(x.shape[:-1], jnp.int32)
+        host = functools.partial(kernels.nearest_index_host, metric=search_metric)
+        return jax.pure_callback(host, out_type, x, y, mask, vmap_method="broadcast_all")
+    return _tiled_search(x, y, mask, search_metric, chunk)
+
+
+def _tiled_search(x: jax.Array, y: jax.Array, mask: jax.Array, metric: str, chunk: int) -> jax.Array:
+    b, n, _ = x.shape
+    chunk = min(chunk, n)
+    n_chunks = -(-n // chunk)
+    x_pad = jnp.pad(x, ((0, 0), (0, n_chunks * chunk - n), (0, 0)))
+    tiles = x_pad.reshape(b, n_chunks, chunk, -1).swapaxes(0, 1)  # [C, B, chunk, D]
+
+    def one_tile(xt: jax.Array) -> jax.Array:
+        d = pairwise_cost(xt, y, metric)  # [B, chunk, M]
+        return jnp.argmin(jnp.where(mask[:, None, :], d, jnp.inf), axis=-1).astype(jnp.int32)
+
+    idx = jax.lax.map(one_tile, tiles)  # [C, B, chunk]
+    return idx.swapaxes(0, 1).reshape(b, n_chunks * chunk)[:, :n]

@@ -1,0 +1,86 @@
+"""Read a collection of sets for `pointset eval`: a dataset HDF5, an .npy/.npz array or a folder.
+
+Every reader returns points [M, N, D] float32 and mask [M, N] bool; problems raise InputError
+naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pointset_cli.errors import InputError, UsageError
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Points [M, N, D] and mask [M, N] of every set at `path` (only `split` for an HDF5 dataset)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    if split is not None and path.suffix.lower() not in HDF5_SUFFIXES:
+        raise UsageError("--split applies only to HDF5 datasets", path)
+    if path.is_dir():
+        points, mask = _read_folder(path)
+    elif path.suffix.lower() in HDF5_SUFFIXES:
+        points, mask = _read_hdf5(path, split)
+    elif path.suffix.lower() in (".npy", ".npz"):
+        points, mask = _read_array(path)
+    else:
+        raise InputError("expected a dataset .h5, an .npy/.npz array [M, N, D] or a folder of point files", path)
+    if len(points) == 0:
+        raise InputError("holds no sets", path)
+    if not np.isfinite(points[mask]).all():
+        raise InputError("holds non-finite coordinates", path)
+    return points, mask
+
+
+def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
+    from pointset_cli.data.schema import SetDataset
+
+    with SetDataset(path) as data:
+        points, mask, _ = data.read(data.indices(split))
+    return points, mask
+
+
+def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                key = "points" if "points" in loaded.files else loaded.files[0] if len(loaded.files) == 1 else None
+                if key is None:
+                    raise InputError(f"npz holds {loaded.files}; expected one array or one named 'points'", path)
+                points = loaded[key]
+                mask = loaded["mask"].astype(bool) if "mask" in loaded.files else None
+        else:
+            points, mask = loaded, None
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"cannot read array: {err}", path) from err
+    if points.ndim != 3 or points.shape[-1] not in (2, 3) or not np.issubdtype(points.dtype, np.number):
+        raise InputError(f"expected a numeric array [M, N, D] with D 2 or 3, got {points.dtype} {points.shape}", path)
+    if mask is None:
+        mask = np.ones(points.shape[:2], bool)
+    elif mask.shape != points.shape[:2]:
+        raise InputError(f"mask has shape {mask.shape}, expected {points.shape[:2]}", path)
+    return points.astype(np.float32), mask
+
+
+def _read_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from pointset_cli.io import POINT_SUFFIXES, read_shape
+
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in POINT_SUFFIXES)
+    if not files:
+        raise InputError(f"holds no point files ({', '.join(sorted(POINT_SUFFIXES))})", path)
+    sets = [read_shape(f).points for f in files]
+    dims = {s.shape[1] for s in sets}
+    if len(dims) > 1:
+        raise InputError(f"point files mix dimensions {sorted(dims)}", path)
+    n_max = max(len(s) for s in sets)
+    points = np.zeros((len(sets), n_max, dims.pop()), np.float32)
+    mask = np.zeros((len(sets), n_max), bool)
+    for i, s in enumerate(sets):
+        points[i, : len(s)], mask[i, : len(s)] = s, True
+    return points, mask

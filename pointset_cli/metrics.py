@@ -1,0 +1,257 @@
+"""Set metrics comparable with the literature (PointFlow's definitions, see DESIGN.md).
+
+Inputs are NumPy or JAX arrays of padded sets [M, N, D] with optional bool masks [M, N]; outputs
+are NumPy arrays or dicts of plain Python floats. Distances are in the squared (CD) or plain (EMD)
+units of the input coordinates: state the normalisation the sets were in when you report them.
+
+- CD(X, Y) = mean_x min_y |x - y|^2 + mean_y min_x |x - y|^2 (not halved).
+- EMD(X, Y) = (1/N) sum_i |x_i - y_pi(i)|, Euclidean cost, exact optimal matching, equal sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+GENERATION_METRICS = ("mmd_cd", "mmd_emd", "cov_cd", "cov_emd", "nna_cd", "nna_emd", "jsd")
+Progress = Callable[[int, int], None]
+
+
+def _as_sets(points, mask) -> tuple[np.ndarray, np.ndarray]:
+    points = np.asarray(points, np.float32)
+    if points.ndim != 3:
+        raise ValueError(f"expected sets [M, N, D], got shape {points.shape}")
+    mask = np.ones(points.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+    return points, mask
+
+
+@functools.cache
+def _pair_fn(kind: str, solver: str):
+    import jax
+
+    from pointset_cli import losses
+
+    if kind == "cd":
+        return jax.jit(lambda x, xm, y, ym: losses.chamfer(x, y, xm, ym))
+    return jax.jit(lambda x, xm, y, ym: losses.hungarian(x, y, xm, ym, metric="euclidean", solver=solver))
+
+
+def _pairwise(kind, a, b, a_mask, b_mask, chunk, progress, solver="auto") -> np.ndarray:
+    """Distance for every pair (i, j) -> [Ma, Mb], `chunk` pairs per call (bounded memory).
+
+    When b is a (same object) only pairs i < j are computed; the matrix is mirrored, diagonal 0.
+    """
+    symmetric = b is a and b_mask is a_mask
+    a, a_mask = _as_sets(a, a_mask)
+    b, b_mask = (a, a_mask) if symmetric else _as_sets(b, b_mask)
+    if kind == "emd":
+        _check_equal_sizes(a_mask, b_mask)
+    ii, jj = np.triu_indices(len(a), 1) if symmetric else np.divmod(np.arange(len(a) * len(b)), len(b))
+    fn = _pair_fn(kind, solver)
+    out = np.zeros((len(a), len(b)), np.float32)
+    total = len(ii)
+    for start in range(0, total, chunk):
+        sel = np.arange(start, min(start + chunk, total))
+        sel = np.pad(sel, (0, chunk - len(sel)), mode="edge")  # one compiled shape for every call
+        i, j = ii[sel], jj[sel]
+        out[i, j] = np.asarray(fn(a[i], a_mask[i], b[j], b_mask[j]))
+        if progress is not None:
+            progress(min(start + chunk, total), total)
+    if symmetric:
+        out = out + out.T
+    return out
+
+
+def _check_equal_sizes(a_mask: np.ndarray, b_mask: np.ndarray) -> None:
+    sizes = np.unique(np.concatenate([a_mask.sum(1), b_mask.sum(1)]))
+    if len(sizes) > 1:
+        raise ValueError(f"EMD needs sets of equal size; got sizes {sizes.min()}..{sizes.max()}")
+
+
+def pairwise_cd(a, b, a_mask=None, b_mask=None, *, chunk: int = 64, progress: Progress | None = None) -> np.ndarray:
+    """Chamfer distance (squared units) between every set of a [Ma, N, D] and of b [Mb, M, D] -> [Ma, Mb]."""
+    return _pairwise("cd", a, b, a_mask, b_mask, chunk, progress)
+
+
+def pairwise_emd(
+    a, b, a_mask=None, b_mask=None, *, solver: str = "auto", chunk: int = 16, progress: Progress | None = None
+) -> np.ndarray:
+    """Exact EMD (input units) between every set of a and of b -> [Ma, Mb]; all sizes must be equal
+    (ValueError otherwise). solver: see pointset_cli.matching."""
+    return _pairwise("emd", a, b, a_mask, b_mask, chunk, progress, solver)
+
+
+def mmd(d_sr: np.ndarray) -> float:
+    """Minimum matching distance: mean over references of the distance to the closest sample.
+
+    d_sr [n_samples, n_refs]."""
+    return float(np.mean(np.min(d_sr, axis=0)))
+
+
+def coverage(d_sr: np.ndarray) -> float:
+    """Fraction of references that are the nearest reference of at least one sample (in [0, 1])."""
+    return float(len(np.unique(np.argmin(d_sr, axis=1))) / d_sr.shape[1])
+
+
+def one_nna(d_ss: np.ndarray, d_sr: np.ndarray, d_rr: np.ndarray) -> float:
+    """Leave-one-out 1-nearest-neighbour accuracy over samples and references together, in [0, 1].
+
+    Each set is classified by its nearest other set in the joint collection [samples..., refs...];
+    ties go to the lowest index in that order (np.argmin), so results are deterministic. 0.5 is
+    ideal; 1.0 means the collections are told apart perfectly.
+    """
+    joint = np.block([[d_ss, d_sr], [d_sr.T, d_rr]]).astype(np.float64)
+    np.fill_diagonal(joint, np.inf)
+    labels = np.concatenate([np.ones(len(d_ss), bool), np.zeros(len(d_rr), bool)])
+    return float(np.mean(labels[np.argmin(joint, axis=1)] == labels))
+
+
+def _occupancy(points: np.ndarray, mask: np.ndarray, resolution: int) -> np.ndarray:
+    """PointFlow's grid counts: every real point adds 1 to the nearest cell centre of a resolution^D
+    grid over [-0.5, 0.5]^D clipped to the ball of radius 0.5."""
+    from scipy.spatial import cKDTree
+
+    d = points.shape[-1]
+    axis = np.linspace(-0.5, 0.5, resolution)
+    grid = np.stack(np.meshgrid(*([axis] * d), indexing="ij"), -1).reshape(-1, d)
+    grid = grid[np.linalg.norm(grid, axis=1) <= 0.5]
+    _, cell = cKDTree(grid).query(points[mask])
+    return np.bincount(cell, minlength=len(grid)).astype(np.float64)
+
+
+def jsd(samples, refs, resolution: int = 28, *, sample_mask=None, ref_mask=None) -> float:
+    """Jensen-Shannon divergence (bits, in [0, 1]) between the occupancy grids of two collections,
+    as PointFlow computes it (sets expected inside the unit ball of radius 0.5 around the origin)."""
+    from scipy.stats import entropy
+
+    s, s_mask = _as_sets(samples, sample_mask)
+    r, r_mask = _as_sets(refs, ref_mask)
+    p = _occupancy(s, s_mask, resolution)
+    q = _occupancy(r, r_mask, resolution)
+    p, q = p / p.sum(), q / q.sum()
+    return float(entropy((p + q) / 2, base=2) - (entropy(p, base=2) + entropy(q, base=2)) / 2)
+
+
+def subsample(count: int, max_sets: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most max_sets of count sets, drawn without replacement from seed."""
+    if max_sets is None or max_sets >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, max_sets, replace=False))
+
+
+def generation_metrics(
+    samples,
+    refs,
+    *,
+    sample_mask=None,
+    ref_mask=None,
+    metrics: Sequence[str] = GENERATION_METRICS,
+    seed: int = 0,
+    max_sets: int | None = None,
+    emd_solver: str = "auto",
+    progress: Progress | None = None,
+) -> dict:
+    """MMD, COV, 1-NNA (CD and EMD) and JSD of generated samples [Ms, N, D] against refs [Mr, N, D].
+
+    Returns plain floats: mmd_cd (squared input units), mmd_emd (input units), cov_*, nna_* (fractions
+    in [0, 1]), jsd (bits), plus n_samples, n_refs, n_points (largest set) and emd_solver. Only the
+    requested metrics are computed. max_sets subsamples each collection with `seed`.
+    """
+    from pointset_cli.matching import resolve_solver
+
+    unknown = sorted(set(metrics) - set(GENERATION_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; valid: {', '.join(GENERATION_METRICS)}")
+    s, s_mask = _as_sets(samples, sample_mask)
+    r, r_mask = _as_sets(refs, ref_mask)
+    keep_s, keep_r = subsample(len(s), max_sets, seed), subsample(len(r), max_sets, seed + 1)
+    s, s_mask, r, r_mask = s[keep_s], s_mask[keep_s], r[keep_r], r_mask[keep_r]
+    out: dict = {"n_samples": len(s), "n_refs": len(r), "n_points": int(max(s_mask.sum(1).max(), r_mask.sum(1).max()))}
+    jobs = _distance_jobs(metrics, len(s), len(r))
+    tracker = _ProgressTracker(progress, sum(n for _, _, n in jobs))
+    mats: dict = {}
+    for kind, which, _ in jobs:
+        a, am, b, bm = {"sr": (s, s_mask, r, r_mask), "ss": (s, s_mask, s, s_mask), "rr": (r, r_mask, r, r_mask)}[which]
+        fn = pairwise_cd if kind == "cd" else _emd_with(emd_solver)
+        mats[kind, which] = fn(a, b, am, bm, progress=tracker.stage())
+    for kind in ("cd", "emd"):
+        if f"mmd_{kind}" in metrics:
+            out[f"mmd_{kind}"] = mmd(mats[kind, "sr"])
+        if f"cov_{kind}" in metrics:
+            out[f"cov_{kind}"] = coverage(mats[kind, "sr"])
+        if f"nna_{kind}" in metrics:
+            out[f"nna_{kind}"] = one_nna(mats[kind, "ss"], mats[kind, "sr"], mats[kind, "rr"])
+    if "jsd" in metrics:
+        out["jsd"] = jsd(s, r, sample_mask=s_mask, ref_mask=r_mask)
+    if any(m.endswith("_emd") for m in metrics):
+        out["emd_solver"] = resolve_solver(emd_solver)
+    return out
+
+
+def _emd_with(solver: str):
+    return lambda a, b, am, bm, progress: pairwise_emd(a, b, am, bm, solver=solver, progress=progress)
+
+
+def _distance_jobs(metrics: Sequence[str], n_s: int, n_r: int) -> list[tuple[str, str, int]]:
+    """(cd|emd, sr|ss|rr, number of pairs) for the matrices the requested metrics need."""
+    sizes = {"sr": n_s * n_r, "ss": n_s * (n_s - 1) // 2, "rr": n_r * (n_r - 1) // 2}
+    jobs = []
+    for kind in ("cd", "emd"):
+        needs_sr = any(f"{m}_{kind}" in metrics for m in ("mmd", "cov", "nna"))
+        for which in ("sr", "ss", "rr") if f"nna_{kind}" in metrics else ("sr",) if needs_sr else ():
+            jobs.append((kind, which, sizes[which]))
+    return jobs
+
+
+class _ProgressTracker:
+    """Turns per-matrix progress into one running count over all matrices."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def stage(self) -> Progress | None:
+        if self.progress is None:
+            return None
+        offset = self.done
+
+        def report(n_done: int, n_total: int) -> None:
+            self.done = offset + n_done
+            self.progress(self.done, self.total)
+
+        return report
+
+
+def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = "auto", per_pair: bool = False) -> dict:
+    """CD and EMD between matching sets x[i] and y[i], averaged over pairs.
+
+    cd: mean CD (squared units) over all pairs; emd: mean exact EMD (input units) over the pairs of
+    equal size only (emd_pairs says how many; NaN when none). per_pair adds cd_per_pair and
+    emd_per_pair lists (NaN where sizes differ).
+    """
+    import jax.numpy as jnp
+
+    from pointset_cli import losses
+
+    x, x_mask = _as_sets(x, x_mask)
+    y, y_mask = _as_sets(y, y_mask)
+    cd = np.asarray(losses.chamfer(jnp.asarray(x), jnp.asarray(y), x_mask, y_mask), np.float64)
+    emd = np.full(len(x), np.nan)
+    equal = x_mask.sum(1) == y_mask.sum(1)
+    if equal.any():
+        emd[equal] = np.asarray(
+            losses.hungarian(x[equal], y[equal], x_mask[equal], y_mask[equal], metric="euclidean", solver=emd_solver)
+        )
+    out = {"cd": float(cd.mean()), "emd": float(emd[equal].mean()) if equal.any() else float("nan"), "emd_pairs": int(equal.sum())}
+    if per_pair:
+        out["cd_per_pair"], out["emd_per_pair"] = cd.tolist(), emd.tolist()
+    return out
+
+
+def cardinality_accuracy(pred_sizes, true_sizes) -> float:
+    """Fraction of sets whose predicted number of points equals the true one, in [0, 1]."""
+    pred, true = np.asarray(pred_sizes), np.asarray(true_sizes)
+    if pred.shape != true.shape:
+        raise ValueError(f"size arrays differ in shape: {pred.shape} vs {true.shape}")
+    return float(np.mean(pred == true)) if pred.size else float("nan")
