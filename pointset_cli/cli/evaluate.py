@@ -1,13 +1,117 @@
-"""`pointset eval` (not available yet)."""
+"""`pointset eval --samples PATH --refs PATH`: score generated sets against references."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from pointset_cli.cli._common import not_available
+from pointset_cli.cli._common import (
+    FormatOption,
+    OutputFormat,
+    QuietOption,
+    err_console,
+    handle_errors,
+    make_progress,
+    out_console,
+    print_json,
+)
+from pointset_cli.errors import UsageError
+
+METRIC_NAMES = ("mmd_cd", "mmd_emd", "cov_cd", "cov_emd", "nna_cd", "nna_emd", "jsd")  # = metrics.GENERATION_METRICS
+# Literature units: (column title, factor applied to the raw value).
+UNITS = {
+    "mmd_cd": ("MMD-CD (x10^3)", 1e3),
+    "mmd_emd": ("MMD-EMD (x10^2)", 1e2),
+    "cov_cd": ("COV-CD (%)", 100.0),
+    "cov_emd": ("COV-EMD (%)", 100.0),
+    "nna_cd": ("1-NNA-CD (%)", 100.0),
+    "nna_emd": ("1-NNA-EMD (%)", 100.0),
+    "jsd": ("JSD (x10^2)", 1e2),
+}
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval", help="(not available yet) arrives with the metrics issue.")
-    def evaluate() -> None:
-        not_available("eval", "arrives with the metrics issue")
+    @app.command("eval", help="Score generated sets against reference sets (MMD, COV, 1-NNA, JSD).")
+    @handle_errors
+    def evaluate(
+        run: Optional[Path] = typer.Argument(None, help="A run folder to score (or use --samples/--refs)."),
+        data: Optional[Path] = typer.Argument(None, help="With RUN: the dataset (default: the run's own)."),
+        what: str = typer.Option("all", "--what", help="With RUN: recon, gen or all."),
+        samples: Optional[Path] = typer.Option(None, "--samples", help="Generated sets: dataset .h5, .npy/.npz [M, N, D] or folder of point files."),
+        refs: Optional[Path] = typer.Option(None, "--refs", help="Reference sets, same forms as --samples."),
+        metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated subset of: " + ", ".join(METRIC_NAMES)),
+        split: Optional[str] = typer.Option(None, "--split", help="Split of HDF5 inputs (train, val, test)."),
+        max_sets: Optional[int] = typer.Option(None, "--max-sets", min=1, help="Subsample each collection to this many sets (seeded)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the subsampling."),
+        emd_solver: str = typer.Option("auto", "--emd-solver", help="Exact assignment solver: auto, scipy, optax, auction."),
+        fmt: OutputFormat = FormatOption,
+        quiet: bool = QuietOption,
+    ) -> None:
+        if run is not None:
+            from pointset_cli.cli._eval_run import eval_run
+
+            return eval_run(run, data, split or "test", what, seed, max_sets, fmt, quiet)
+        if samples is None or refs is None:
+            raise UsageError("give both --samples PATH and --refs PATH")
+        chosen = _parse_metrics(metrics)
+        result = _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet)
+        if fmt == OutputFormat.json:
+            print_json(result)
+        else:
+            _print_table(result, chosen)
+
+
+def _parse_metrics(text: str) -> tuple[str, ...]:
+    chosen = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in METRIC_NAMES]
+    if unknown or not chosen:
+        raise UsageError(f"unknown metric {unknown[0] if unknown else '(none)'!r} in --metrics; valid: {', '.join(METRIC_NAMES)}")
+    return chosen
+
+
+def _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet) -> dict:
+    from pointset_cli import metrics as metrics_lib
+    from pointset_cli._setfiles import read_sets
+    from pointset_cli.errors import InputError
+    from pointset_cli.matching import SOLVERS
+
+    if emd_solver not in SOLVERS:
+        raise UsageError(f"unknown --emd-solver {emd_solver!r}; valid: {', '.join(SOLVERS)}")
+    s_points, s_mask = read_sets(samples, split)
+    r_points, r_mask = read_sets(refs, split)
+    if s_points.shape[-1] != r_points.shape[-1]:
+        raise InputError(f"samples are {s_points.shape[-1]}D but references are {r_points.shape[-1]}D", samples)
+    sizes = set(s_mask.sum(1).tolist()) | set(r_mask.sum(1).tolist())
+    if any(m.endswith("_emd") for m in chosen) and len(sizes) > 1:
+        raise InputError(
+            f"EMD needs every set to have the same number of points (found {min(sizes)}..{max(sizes)}); "
+            "choose --metrics without *_emd",
+            samples,
+        )
+    with make_progress(quiet) as bar:
+        task = bar.add_task("distances", total=None, status="")
+        return metrics_lib.generation_metrics(
+            s_points,
+            r_points,
+            sample_mask=s_mask,
+            ref_mask=r_mask,
+            metrics=chosen,
+            seed=seed,
+            max_sets=max_sets,
+            emd_solver=emd_solver,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+def _print_table(result: dict, chosen: tuple[str, ...]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['n_samples']} samples vs {result['n_refs']} references, {result['n_points']} points")
+    for name in chosen:
+        table.add_column(UNITS[name][0], justify="right")
+    table.add_row(*(f"{result[name] * UNITS[name][1]:.2f}" for name in chosen))
+    out_console.print(table)
+    if "emd_solver" in result:
+        err_console.print(f"EMD by exact assignment ({result['emd_solver']}); distances in the sets' own units.")

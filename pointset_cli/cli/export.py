@@ -1,13 +1,56 @@
-"""`pointset export` (not available yet)."""
+"""`pointset export RUN --what samples|reconstructions|model`: sets as files, the model as NPZ or StableHLO."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from pointset_cli.cli._common import not_available
+from pointset_cli.cli._common import ForceOption, QuietOption, handle_errors, hint
+from pointset_cli.errors import UsageError
+
+WHAT = ("samples", "reconstructions", "model")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export", help="(not available yet) arrives with the training issue.")
-    def export() -> None:
-        not_available("export", "arrives with the training issue")
+    @app.command("export")
+    @handle_errors
+    def export(
+        run: Path = typer.Argument(..., help="Run folder."),
+        what: str = typer.Option("samples", "--what", help="samples, reconstructions or model."),
+        fmt: str = typer.Option(None, "--format", help="Sets: ply obj xyz npy npz h5 (default ply). Model: npz or stablehlo."),
+        out: Path = typer.Option(None, "--out", "-o", help="Output folder (or file for --format npz/h5)."),
+        ascii_ply: bool = typer.Option(False, "--ascii", help="ASCII instead of binary PLY."),
+        n: int = typer.Option(16, "-n", "--num", help="Sets to generate / reconstruct."),
+        seed: int = typer.Option(0, "--seed"),
+        data: Path = typer.Option(None, "--data", help="Dataset for reconstructions (default: the run's)."),
+        split: str = typer.Option("test", "--split"),
+        denormalize: bool = typer.Option(False, "--denormalize", help="Sets back to the source units."),
+        batch_size: int = typer.Option(16, "--batch-size", help="StableHLO: the batch size baked into the artifacts."),
+        force: bool = ForceOption,
+        quiet: bool = QuietOption,
+    ) -> None:
+        """Export generated or reconstructed sets as files, or the trained model (NPZ / StableHLO)."""
+        from pointset_cli import export as lib
+        from pointset_cli.cli.sample import load
+
+        if what not in WHAT:
+            raise UsageError(f"--what must be one of {', '.join(WHAT)}")
+        trained = load(run)
+        if what == "model":
+            fmt = fmt or "npz"
+            if fmt == "npz":
+                paths = [lib.write_params_npz(trained.params, out or run / "params.npz", force)]
+            elif fmt == "stablehlo":
+                paths = lib.write_stablehlo(trained, out or run / "stablehlo", batch_size, force)
+            else:
+                raise UsageError(f"--what model takes --format npz or stablehlo, not {fmt!r}")
+        else:
+            if what == "samples":
+                sets = lib.generated(trained, n, seed, denormalize=denormalize)
+            else:
+                sets = lib.reconstructed(trained, data, split, n, seed, denormalize)
+            paths = lib.write_sets(sets, out or run / what, fmt or "ply", binary=not ascii_ply, force=force)
+        for path in paths:
+            typer.echo(str(path))
+        hint(f"exported {what} of step {trained.step} to {paths[0].parent if len(paths) > 1 else paths[0]}", quiet)

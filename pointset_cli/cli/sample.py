@@ -1,13 +1,61 @@
-"""`pointset sample` (not available yet)."""
+"""`pointset sample RUN`: generate sets (or reconstruct real ones), write files and a PNG grid."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from pointset_cli.cli._common import not_available
+from pointset_cli.cli._common import ForceOption, QuietOption, err_console, handle_errors, hint
+
+
+def load(run: Path):
+    """A TrainedRun with checkpoint warnings on stderr (shared by sample, export and eval)."""
+    from pointset_cli.training.trained import load_run
+
+    return load_run(run, lambda text: err_console.print(text, highlight=False, markup=False))
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("sample", help="(not available yet) arrives with the training issue.")
-    def sample() -> None:
-        not_available("sample", "arrives with the training issue")
+    @app.command("sample")
+    @handle_errors
+    def sample(
+        run: Path = typer.Argument(..., help="Run folder (from `pointset train`, or checkpoints/<name>)."),
+        n: int = typer.Option(16, "-n", "--num", help="How many sets to generate."),
+        seed: int = typer.Option(0, "--seed"),
+        out: Path = typer.Option(None, "--out", "-o", help="Folder for one file per set (or the .h5 file)."),
+        fmt: str = typer.Option("ply", "--format", help="ply, npy, xyz, obj, npz or h5 (one dataset file)."),
+        ascii_ply: bool = typer.Option(False, "--ascii", help="ASCII instead of binary PLY."),
+        render: Path = typer.Option(None, "--render", help="Write a PNG grid of the sets here."),
+        denormalize: bool = typer.Option(False, "--denormalize", help="Back to the source units."),
+        label: str = typer.Option(None, "--label", help="Class name or index (conditional runs)."),
+        size: int = typer.Option(None, "--size", help="Points per set (else the model's cardinality decides)."),
+        temperature: float = typer.Option(1.0, "--temperature", help="Spread of the latent prior (1 = fitted)."),
+        reconstruct: Path = typer.Option(None, "--reconstruct", help="Reconstruct sets of this dataset instead."),
+        split: str = typer.Option("test", "--split", help="Split for --reconstruct."),
+        force: bool = ForceOption,
+        quiet: bool = QuietOption,
+    ) -> None:
+        """Generate new sets from a trained run (or reconstruct real ones with --reconstruct)."""
+        from pointset_cli import export
+
+        if out is None and render is None:
+            out = run / "samples"
+        if render is not None and render.exists() and not force:
+            from pointset_cli.errors import OutputExistsError
+
+            raise OutputExistsError(render)
+        trained = load(run)
+        if reconstruct is not None:
+            sets = export.reconstructed(trained, reconstruct, split, n, seed, denormalize)
+        else:
+            sets = export.generated(trained, n, seed, label, size, temperature, denormalize)
+        written = export.write_sets(sets, out, fmt, binary=not ascii_ply, force=force) if out is not None else []
+        if render is not None:
+            from pointset_cli.render import render_sets
+
+            titles = [f"{name.split('_', 1)[-1]} ({int(m.sum())})" for name, m in zip(sets.names, sets.mask, strict=True)]
+            written.append(render_sets(sets.points, sets.mask, render, titles, trained.config.data.up_axis, force))
+        for path in written:
+            typer.echo(str(path))
+        hint(f"{len(sets.names)} sets from step {trained.step} of {run}", quiet)

@@ -1,0 +1,118 @@
+"""Orbax checkpoints of the training state: `latest/` (every few steps) and `best/` (by validation loss).
+
+Saves are asynchronous; `wait()` (called before any exit) finishes them. A checkpoint that a kill
+left half-written is skipped with a warning naming it, and the newest readable one is used.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pointset_cli.errors import InputError
+
+_TMP_MARK = ".orbax-checkpoint-tmp"
+
+
+def _quiet_absl() -> None:
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def _manager(directory: Path, max_to_keep: int, best: bool, read_only: bool = False) -> Any:
+    import orbax.checkpoint as ocp
+
+    _quiet_absl()
+    options = ocp.CheckpointManagerOptions(
+        read_only=read_only,
+        max_to_keep=max_to_keep,
+        enable_async_checkpointing=True,
+        best_fn=(lambda m: m["val_loss"]) if best else None,
+        best_mode="min",
+    )
+    return ocp.CheckpointManager(directory.absolute(), options=options)
+
+
+def _drop_half_written(directory: Path, warn: Callable[[str], None]) -> None:
+    if not directory.is_dir():
+        return
+    for child in sorted(directory.iterdir()):
+        if _TMP_MARK in child.name:
+            warn(f"warning: {child}: half-written checkpoint (interrupted save) ignored and removed")
+            shutil.rmtree(child, ignore_errors=True)
+
+
+class Checkpoints:
+    """latest/ (keeps `max_to_keep`) and best/ (keeps the lowest val_loss) under `root`."""
+
+    def __init__(self, root: Path, max_to_keep: int, warn: Callable[[str], None]):
+        self.root = Path(root)
+        self.warn = warn
+        for sub in ("latest", "best"):
+            _drop_half_written(self.root / sub, warn)
+        self.latest = _manager(self.root / "latest", max_to_keep, best=False)
+        self.best = _manager(self.root / "best", 1, best=True)
+
+    def save_latest(self, step: int, state: Any) -> None:
+        import orbax.checkpoint as ocp
+
+        if step not in self.latest.all_steps():
+            self.latest.save(step, args=ocp.args.StandardSave(state))
+
+    def save_best(self, step: int, state: Any, val_loss: float) -> None:
+        """Keep `state` if `val_loss` beats the best so far (Orbax keeps the single best)."""
+        import orbax.checkpoint as ocp
+
+        if step not in self.best.all_steps():
+            self.best.save(step, args=ocp.args.StandardSave(state), metrics={"val_loss": float(val_loss)})
+
+    def restore_latest(self, template: Any) -> Any | None:
+        """The newest readable latest checkpoint restored into `template`'s structure, or None."""
+        return _restore_newest(self.latest, self.root / "latest", template, self.warn)
+
+    def wait(self) -> None:
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.wait()
+        self.latest.close()
+        self.best.close()
+
+
+def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Callable[[str], None]) -> Any | None:
+    import orbax.checkpoint as ocp
+
+    steps = sorted(mgr.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+        try:
+            return mgr.restore(step, args=ocp.args.StandardRestore(template))
+        except Exception as err:  # noqa: BLE001 - any failure to read means "corrupt": fall back
+            msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            if template is not None and ("shape" in msg.lower() or "structure" in msg.lower() or "tree" in msg.lower()):
+                raise InputError(
+                    f"checkpoint does not match the configured model ({msg}); use --overwrite for a new run",
+                    directory / str(step),
+                ) from None
+            fallback = f"using step {steps[i + 1]}" if i + 1 < len(steps) else "no earlier checkpoint"
+            warn(f"warning: {directory / str(step)}: unreadable checkpoint ({msg}); {fallback}")
+    return None
+
+
+def load_params(root: Path, warn: Callable[[str], None]) -> tuple[Any, int]:
+    """Parameters and step of a run's best checkpoint (else its latest), without a template."""
+    for sub in ("best", "latest"):
+        directory = Path(root) / sub
+        if not directory.is_dir():
+            continue
+        mgr = _manager(directory, 1, best=sub == "best", read_only=True)
+        try:
+            restored = _restore_newest(mgr, directory, None, warn)
+        finally:
+            mgr.close()
+        if restored is not None:
+            return restored["params"], int(restored["step"])
+    raise InputError("no readable checkpoint", root)

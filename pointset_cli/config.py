@@ -1,0 +1,309 @@
+"""Run configuration: frozen dataclasses, YAML load/dump and `--set a.b=value` overrides.
+
+Precedence, lowest first: dataclass defaults, `--config FILE.yaml`, `--set` (in order), explicit
+flags. Every value is coerced to its field's declared type, so YAML's `1e-3` (a string in YAML 1.1)
+and `--set optim.lr=1e-3` both become floats. Unknown keys are usage errors that list the valid ones.
+Relative paths in a config file are relative to the file's folder, so a run folder can move.
+No JAX here: `pointset train --print-config` answers at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pointset_cli.errors import UsageError
+from pointset_cli.models.config import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    path: str = ""  # dataset.h5 from `pointset prepare`
+    batch_size: int = 32
+    rotate_up: bool = False  # random rotation about `up_axis` (in-plane for 2D sets)
+    up_axis: int = 2  # z up, as ModelNet; ignored for 2D
+    jitter: float = 0.0  # std of Gaussian noise added to every real point (normalised units)
+    subsample: int = 0  # keep at most this many random points of each set; 0 keeps all
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate, reached after warm-up
+    warmup_steps: int = 100
+    end_lr: float = 1e-5  # cosine decay ends here at the last step
+    clip_norm: float = 1.0  # global gradient-norm clip; 0 turns it off
+    weight_decay: float = 0.0  # > 0 switches Adam to AdamW
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int | None = None  # total optimiser steps (also after a resume); wins over epochs
+    epochs: int | None = None  # used when steps is None; 10 epochs when both are None
+    eval_every: int = 200  # validation loss + best checkpoint + loss-curve refresh
+    log_every: int = 20  # one metrics.jsonl line; reading metrics syncs with the device
+    checkpoint_every: int = 200
+    max_to_keep: int = 2
+    seed: int = 0
+    eval_sets: int = 512  # validation sets scored at each evaluation (the first ones); 0 = all
+    prior_components: int = 16  # l-GMM components fitted on training embeddings (autoencoders)
+    prior_sets: int = 2048  # random training sets embedded for the l-GMM; 0 = all
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    name: str = ""  # run name; the run folder defaults to runs/<name> (model name when empty)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.model.name
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """`value` (from YAML or a `--set` string) converted to the annotated type `tp`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
+            if type(None) in args:
+                return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except UsageError:
+                continue
+        raise UsageError(f"{key}: cannot read {value!r} as {tp}")
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise UsageError(f"{key}: {value!r} is not one of {', '.join(map(str, typing.get_args(tp)))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise UsageError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    base = origin or tp
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if base is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(value)
+            return str(value)
+        if base in (dict, Mapping):
+            value = yaml.safe_load(value) if isinstance(value, str) else value
+            if value is None:
+                return {}
+            if not isinstance(value, Mapping):
+                raise ValueError(value)
+            return dict(value)
+        if base in (tuple, list):
+            value = yaml.safe_load(value) if isinstance(value, str) else value
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(value)
+            return base(value)
+    except (TypeError, ValueError, yaml.YAMLError):
+        raise UsageError(f"{key}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
+    return value
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a (nested) mapping; unknown keys raise UsageError naming the valid ones."""
+    fields = _fields(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UsageError(
+            f"unknown config key {prefix}{unknown[0]} (valid keys: {', '.join(prefix + k for k in fields)})"
+        )
+    return cls(**{k: _coerce(v, fields[k], prefix + k) for k, v in data.items()})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict of a config dataclass (tuples as lists, for YAML)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def _set_path(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _valid_key(cls: type, key: str) -> bool:
+    """Check a dotted key against the dataclass tree; True when it lies inside a dict field.
+
+    Below a dict field (e.g. model.decoder_options.n_slots) any key is allowed.
+    """
+    node: Any = cls
+    done: list[str] = []
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node):
+            return True
+        fields = _fields(node)
+        if part not in fields:
+            prefix = ".".join(done + [""])
+            raise UsageError(f"unknown config key {key} (valid keys: {', '.join(prefix + k for k in fields)})")
+        node = fields[part]
+        done.append(part)
+        origin = typing.get_origin(node)
+        if origin in (typing.Union, types.UnionType):
+            node = next(a for a in typing.get_args(node) if a is not type(None))
+    if dataclasses.is_dataclass(node):
+        raise UsageError(f"{key} is a section; set one of its keys ({key}.{next(iter(_fields(node)))}=...)")
+    return False
+
+
+def _yaml_value(key: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UsageError(f"{key}: cannot read {text!r}") from None
+
+
+def parse_set(items: Iterable[str]) -> dict[str, str]:
+    """`["a.b=1", ...]` -> {"a.b": "1"}; a missing `=` is a usage error."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file as a nested dict, with data.path made relative to the current folder."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UsageError(f"cannot read config: {err.strerror or err}", path) from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"not valid YAML: {str(err).splitlines()[0]}", path) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError("a config file must be a mapping of sections (data, model, optim, train)", path)
+    data_path = (data.get("data") or {}).get("path") if isinstance(data.get("data"), dict) else None
+    if isinstance(data_path, str) and data_path and not os.path.isabs(data_path):
+        data["data"]["path"] = os.path.normpath(os.path.join(path.parent, data_path))
+    return data
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve(
+    config_file: str | Path | None = None,
+    sets: Iterable[str] = (),
+    flags: Mapping[str, Any] | None = None,
+    base_file: str | Path | None = None,
+) -> RunConfig:
+    """Defaults < `base_file` (a resumed run's config) < config file < `--set` items < explicit flags.
+
+    `flags` maps dotted keys to values; None means "not given".
+    """
+    tree: dict[str, Any] = load_yaml(base_file) if base_file else {}
+    tree = _merge(tree, load_yaml(config_file)) if config_file else tree
+    overrides = list(parse_set(sets).items()) + [(k, v) for k, v in (flags or {}).items() if v is not None]
+    for key, value in overrides:
+        if _valid_key(RunConfig, key) and isinstance(value, str):
+            value = _yaml_value(key, value)  # no declared type inside a dict: read it as YAML
+        _set_path(tree, key, value)
+    cfg = from_dict(RunConfig, tree)
+    if cfg.data.path and not os.path.isabs(cfg.data.path):
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=os.path.abspath(cfg.data.path)))
+    return cfg
+
+
+def save(cfg: RunConfig, path: Path) -> None:
+    """Write config.yaml with data.path relative to its folder (so the run folder can move)."""
+    data = to_dict(cfg)
+    if cfg.data.path:
+        data["data"]["path"] = os.path.relpath(cfg.data.path, Path(path).parent.resolve())
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def load(path: Path) -> RunConfig:
+    """A run's config.yaml back as a RunConfig."""
+    return from_dict(RunConfig, load_yaml(path))
+
+
+# What a resumed run may change: its length and cadence, and where the dataset now lives.
+RESUMABLE_CHANGES = ("data.path", "train.steps", "train.epochs", "train.eval_every", "train.log_every",
+                     "train.checkpoint_every", "train.max_to_keep")
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping) and prefix.count(".") < 1:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def check_resumable(saved: RunConfig, new: RunConfig) -> None:
+    """Refuse to resume a run under a config that changes what was trained, naming the differences."""
+    a, b = _flat(to_dict(saved)), _flat(to_dict(new))
+    diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+             if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
+    if diffs:
+        raise UsageError(f"the run was trained with a different config ({'; '.join(diffs)}); "
+                         "use --overwrite or a new --run-dir")

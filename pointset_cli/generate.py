@@ -1,0 +1,204 @@
+"""Latent priors for autoencoders: the l-GMM of Achlioptas et al. (2018), fitted by EM in numpy.
+
+An autoencoder generates by drawing a latent z [n, K] from a Gaussian mixture fitted on the
+training set's embeddings, then decoding it. The mixture is stored in the run folder as a plain
+.npz (weights, means, Cholesky factors): no pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from pointset_cli.errors import InputError, UsageError
+from pointset_cli.fsutil import atomic_path
+
+_LOG_2PI = float(np.log(2 * np.pi))
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixture:
+    weights: np.ndarray  # [C] mixing proportions, sum 1
+    means: np.ndarray  # [C, K]
+    chol: np.ndarray  # [C, K, K] lower Cholesky factors of the covariances
+
+    def log_prob(self, z: np.ndarray) -> np.ndarray:
+        """Log density of each row of z [n, K] -> [n]."""
+        return _logsumexp(_component_log_prob(z, self.means, self.chol) + np.log(self.weights), axis=1)
+
+    def sample(self, n: int, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+        """n latents [n, K]; `temperature` scales each component's spread (1 = the fitted one)."""
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)
+        eps = rng.standard_normal((n, self.means.shape[1]))
+        z = self.means[comp] + temperature * np.einsum("nij,nj->ni", self.chol[comp], eps)
+        return z.astype(np.float32)
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = a.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _component_log_prob(z: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
+    """log N(z_i | mu_c, L_c L_c^T) for every row and component -> [n, C]."""
+    out = np.empty((len(z), len(means)))
+    for c in range(len(means)):
+        # Solve L y = (z - mu)^T; the Mahalanobis term is |y|^2.
+        y = solve_triangular(chol[c], (z - means[c]).T, lower=True)
+        logdet = 2.0 * np.log(np.diag(chol[c])).sum()
+        out[:, c] = -0.5 * (z.shape[1] * _LOG_2PI + logdet + (y**2).sum(axis=0))
+    return out
+
+
+def fit_gmm(z: np.ndarray, n_components: int, seed: int = 0, iters: int = 60, reg: float = 1e-4, tol: float = 1e-4) -> GaussianMixture:
+    """Full-covariance Gaussian mixture on z [n, K] by EM (k-means++ start).
+
+    `reg` (times the mean feature variance) is added to every covariance's diagonal, so a
+    component never collapses onto a few points. Fewer rows than components -> fewer components.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or len(z) < 2 or not np.isfinite(z).all():
+        raise InputError(f"cannot fit a prior on {z.shape} embeddings (need >= 2 finite rows)")
+    n, k = z.shape
+    c = max(1, min(n_components, n // 2))
+    rng = np.random.default_rng(seed)
+    eye = np.eye(k) * reg * max(float(z.var(axis=0).mean()), 1e-12)
+    means = _kmeanspp(z, c, rng)
+    resp = np.eye(c)[((z[:, None] - means[None]) ** 2).sum(-1).argmin(1)]  # [n, C] hard start
+    prev = -np.inf
+    for _ in range(iters):
+        weights, means, chol = _m_step(z, resp, eye)
+        logp = _component_log_prob(z, means, chol) + np.log(weights)  # [n, C]
+        total = _logsumexp(logp, axis=1)
+        resp = np.exp(logp - total[:, None])
+        ll = float(total.mean())
+        if ll - prev < tol * abs(ll):
+            break
+        prev = ll
+    return GaussianMixture(weights, means, chol)
+
+
+def _kmeanspp(z: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
+    centres = [z[rng.integers(len(z))]]
+    for _ in range(1, c):
+        d2 = np.min([((z - m) ** 2).sum(1) for m in centres], axis=0)
+        centres.append(z[rng.choice(len(z), p=d2 / d2.sum())] if d2.sum() > 0 else z[rng.integers(len(z))])
+    return np.stack(centres)
+
+
+def _m_step(z: np.ndarray, resp: np.ndarray, eye: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    nk = resp.sum(0) + 1e-10  # [C]
+    means = resp.T @ z / nk[:, None]
+    chol = np.empty((len(nk), z.shape[1], z.shape[1]))
+    for c in range(len(nk)):
+        d = z - means[c]
+        cov = (resp[:, c, None] * d).T @ d / nk[c] + eye
+        chol[c] = np.linalg.cholesky(cov)
+    return nk / nk.sum(), means, chol
+
+
+def save_prior(prior: GaussianMixture, path: Path) -> None:
+    with atomic_path(path, force=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, weights=prior.weights, means=prior.means, chol=prior.chol)
+
+
+def load_prior(path: Path) -> GaussianMixture:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            prior = GaussianMixture(f["weights"], f["means"], f["chol"])
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(f"not a latent prior file: {err}", path) from None
+    if prior.means.ndim != 2 or prior.chol.shape != (*prior.means.shape, prior.means.shape[1]):
+        raise InputError("latent prior arrays have inconsistent shapes", path)
+    return prior
+
+
+def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
+    return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+
+
+def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """`a` with its first axis padded to `rows` by repeating rows (one shape, one compilation)."""
+    return a if len(a) == rows else np.resize(a, (rows, *a.shape[1:]))
+
+
+def sample_sets(
+    run: Any,
+    n: int,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    size: int | None = None,
+    temperature: float = 1.0,
+    chunk: int = 64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n new sets from a TrainedRun -> (points [n, S, D] f32, mask [n, S] bool, labels [n] int32).
+
+    Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread);
+    conditional models embed `labels` (uniform random classes when None); point-process models
+    use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from pointset_cli.models import Batch
+
+    model, params, info = run.model, run.params, run.info
+    if size is not None and not 1 <= size <= info["n_max"]:
+        raise UsageError(f"--size must be between 1 and {info['n_max']} (the largest training set)")
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        labels = rng.integers(0, info["n_classes"], n)
+    labels = np.asarray(labels, np.int32)
+    key = jax.random.PRNGKey(seed)
+    chunk = min(chunk, n)
+    if model.sample is not None:
+        outs = [model.sample(params, jax.random.fold_in(key, i), b - a, jnp.asarray(labels[a:b]))
+                for i, (a, b) in enumerate(_chunks(n, chunk))]
+    else:
+        if run.config.model.task == "conditional":
+            empty = Batch(np.zeros((n, info["n_max"], info["dim"]), np.float32), np.zeros((n, info["n_max"]), bool), labels)
+            z = np.asarray(model.encode(params, empty))
+        else:
+            if not run.paths.prior.is_file():
+                raise InputError("no latent prior (prior.npz): was training finished?", run.paths.root)
+            z = load_prior(run.paths.prior).sample(n, rng, temperature)
+        decode = jax.jit(model.decode)
+        sizes = None if size is None else np.full(chunk, size, np.int32)
+        outs = []
+        for i, (a, b) in enumerate(_chunks(n, chunk)):
+            p, m = decode(params, jax.random.fold_in(key, i), _pad_rows(z[a:b], chunk), sizes)
+            outs.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))
+    points = np.concatenate([np.asarray(p) for p, _ in outs]).astype(np.float32)
+    mask = np.concatenate([np.asarray(m) for _, m in outs]).astype(bool)
+    return points, mask, labels
+
+
+def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Reconstructions of dataset sets `idx` (autoencoders).
+
+    Returns inputs (points [b, N, D], mask), reconstructions at the input sizes (recon_points
+    [b, S, D], recon_mask) and the sizes the model predicts on its own (pred_sizes [b]).
+    """
+    import jax
+
+    from pointset_cli.data.batching import fixed_batches
+    from pointset_cli.training.loop import to_batch
+
+    if run.config.model.task != "autoencode":
+        raise UsageError(f"reconstruction needs an autoencoder; this run's task is {run.config.model.task}")
+    model, params = run.model, run.params
+    reconstruct, encode, decode = jax.jit(model.reconstruct), jax.jit(model.encode), jax.jit(model.decode)
+    key = jax.random.PRNGKey(seed)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "mask", "recon_points", "recon_mask", "pred_sizes")}
+    for i, (nb, n_real) in enumerate(fixed_batches(ds, idx, batch_size)):
+        batch, k = to_batch(nb), jax.random.fold_in(key, i)
+        rp, rm = reconstruct(params, k, batch)
+        _, pm = decode(params, k, encode(params, batch), None)
+        for name, value in (("points", nb.points), ("mask", nb.mask), ("recon_points", rp), ("recon_mask", rm),
+                            ("pred_sizes", np.asarray(pm).sum(-1))):
+            parts[name].append(np.asarray(value)[:n_real])
+    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -1,0 +1,299 @@
+"""The training loop: cadence (log / evaluate / checkpoint), resume, signals, and the latent prior.
+
+`train(cfg, run_dir, ...)` owns the run folder for its duration (RUN/.lock). The batch of step t
+depends only on (seed, t), and the state (params, optimiser, rng, step) is checkpointed, so a run
+stopped at any checkpoint and resumed ends with exactly the parameters of one that never stopped.
+SIGINT/SIGTERM finish a checkpoint at the current step and exit 130/143; a non-finite loss stops
+the run (exit 1) before anything is saved from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from pointset_cli import config as config_mod
+from pointset_cli import rundir
+from pointset_cli.config import RunConfig
+from pointset_cli.data.batching import BatchStream, NumpyBatch, fixed_batches
+from pointset_cli.errors import PointsetError
+
+DEFAULT_EPOCHS = 10
+
+
+class Reporter(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+    def step(self, step: int, loss: float) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class StderrReporter:
+    """No progress bar; messages to stderr."""
+
+    def start(self, total: int, done: int) -> None:
+        pass
+
+    def step(self, step: int, loss: float) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+
+class TrainInterrupted(PointsetError):
+    """SIGINT (exit 130) or SIGTERM (exit 143) after the checkpoint at the current step was written."""
+
+    def __init__(self, signum: int, step: int, path: Path):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; "
+                         "checkpoint saved, continue with --resume", path)
+        self.exit_code = 128 + signum
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    step: int  # steps done
+    total_steps: int
+    resumed_from: int | None  # the checkpoint step a resume started from
+    best_val_loss: float | None
+    prior: Path | None
+    state: Any  # the final TrainState
+
+
+def to_batch(b: NumpyBatch) -> Any:
+    from pointset_cli.models import Batch
+
+    return Batch(b.points, b.mask, b.labels)
+
+
+def data_spec(info: dict[str, Any]) -> Any:
+    from pointset_cli.models import DataSpec
+
+    return DataSpec(dim=info["dim"], n_max=info["n_max"], n_classes=info["n_classes"], sizes=tuple(info["sizes"]))
+
+
+def data_info(ds: Any, train_idx: np.ndarray, run_root: Path) -> dict[str, Any]:
+    """What the run keeps of its data (data.json): sampling must work without the dataset file."""
+    import os
+
+    sizes = ds.sizes("train")
+    # Source units = points * scale + centre: map 0 and 1 back to read each set's frame.
+    zero = ds.denormalize(np.zeros((len(train_idx), 1, ds.dim)), train_idx)[:, 0]
+    unit = ds.denormalize(np.ones((len(train_idx), 1, ds.dim)), train_idx)[:, 0] - zero
+    return {
+        "dataset": os.path.relpath(Path(ds.path).resolve(), run_root.resolve()),
+        "dim": ds.dim,
+        "n_max": ds.n_max,
+        "n_classes": len(ds.classes),
+        "classes": list(ds.classes),
+        "sizes": np.bincount(sizes, minlength=ds.n_max + 1).tolist(),
+        "normalization": ds.normalization,
+        # Generated sets belong to no source set: --denormalize maps them with the mean training frame.
+        "center": zero.mean(0).tolist(),
+        "scale": float(unit[:, 0].mean()),
+    }
+
+
+def eval_split(ds: Any) -> str:
+    """Validation split, or test when the dataset has no validation sets."""
+    return "val" if len(ds.indices("val")) else "test"
+
+
+def total_steps(cfg: config_mod.TrainConfig, steps_per_epoch: int) -> int:
+    if cfg.steps is not None:
+        return cfg.steps
+    return (cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS) * steps_per_epoch
+
+
+@contextlib.contextmanager
+def _catch_signals() -> Iterator[list[int]]:
+    """Record SIGINT/SIGTERM in the yielded list instead of raising mid-step."""
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    try:
+        old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in sigs}
+    except ValueError:  # not the main thread: leave signals alone
+        yield got
+        return
+    try:
+        yield got
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _mean_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+    import jax
+
+    rows = jax.device_get(rows)
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+class _Session:
+    """One training session over an open dataset: model, optimiser, steps, checkpoints and logs."""
+
+    def __init__(self, cfg: RunConfig, paths: rundir.RunPaths, ds: Any, reporter: Reporter):
+        from pointset_cli.checkpoint import Checkpoints
+        from pointset_cli.models import build_model
+        from pointset_cli.training.optim import make_optimizer, make_schedule
+        from pointset_cli.training.steps import make_eval_step, make_train_step
+
+        self.cfg, self.paths, self.ds, self.reporter = cfg, paths, ds, reporter
+        self.train_idx = ds.indices("train")
+        self.val_idx = ds.indices(eval_split(ds))
+        if cfg.train.eval_sets > 0:
+            self.val_idx = self.val_idx[: cfg.train.eval_sets]
+        self.stream = BatchStream(ds, self.train_idx, cfg.data.batch_size, cfg.train.seed, cfg.data)
+        self.total = total_steps(cfg.train, self.stream.steps_per_epoch)
+        self.info = data_info(ds, self.train_idx, paths.root)
+        self.model = build_model(cfg.model, data_spec(self.info))
+        optimizer = make_optimizer(cfg.optim, self.total)
+        self.schedule = make_schedule(cfg.optim, self.total)
+        self.optimizer = optimizer
+        self.train_step = make_train_step(self.model, optimizer)
+        self.eval_step = make_eval_step(self.model)
+        self.ckpt = Checkpoints(paths.checkpoints, cfg.train.max_to_keep, reporter.message)
+        self.log = rundir.MetricsLog(paths.metrics)
+        self.best: float | None = None
+        self.last_saved = 0
+
+    def initial_state(self, resuming: bool) -> tuple[Any, int | None]:
+        from pointset_cli.training.state import init_state
+
+        state = init_state(self.model, self.optimizer, self.cfg.train.seed, to_batch(self.stream.batch(0)))
+        if not resuming:
+            return state, None
+        restored = self.ckpt.restore_latest(state)
+        if restored is None:
+            self.reporter.message("no checkpoint to resume from; starting at step 0")
+            return state, None
+        self.last_saved = int(restored.step)
+        best = [r["val_loss"] for r in self.log.read() if "val_loss" in r and r["step"] <= self.last_saved]
+        self.best = min(best) if best else None
+        return restored, self.last_saved
+
+    def write_records(self, step: int) -> None:
+        config_mod.save(self.cfg, self.paths.config)
+        rundir.write_json(self.paths.env, rundir.environment())
+        rundir.write_json(self.paths.data_info, self.info)
+        self.log.truncate_after(step)
+
+    def run(self, state: Any) -> Any:
+        step = int(state.step)
+        self.reporter.start(self.total, step)
+        pending: list[dict[str, Any]] = []
+        start, log_start, log_step = time.perf_counter(), time.perf_counter(), step
+        batch = to_batch(self.stream.batch(step)) if step < self.total else None
+        with _catch_signals() as signals:
+            while step < self.total:
+                new_state, metrics = self.train_step(state, batch)
+                # Read the next batch from disk while the step computes (JAX dispatches asynchronously).
+                batch = to_batch(self.stream.batch(step + 1)) if step + 1 < self.total else None
+                loss = float(metrics["loss"])
+                if not math.isfinite(loss):
+                    raise PointsetError(
+                        f"non-finite loss ({loss}) at step {step + 1}; stopped, last good checkpoint "
+                        f"is step {self.last_saved}", self.paths.root)
+                state, step = new_state, step + 1
+                pending.append(metrics)
+                self.reporter.step(step, loss)
+                if step % self.cfg.train.log_every == 0 or step == self.total:
+                    now = time.perf_counter()
+                    row = {"step": step, "time": round(now - start, 3), "lr": float(self.schedule(step - 1)),
+                           "steps_per_s": round((step - log_step) / max(now - log_start, 1e-9), 3),
+                           **_mean_metrics(pending)}
+                    self.log.append(row)
+                    pending, log_start, log_step = [], now, step
+                if step % self.cfg.train.eval_every == 0 or step == self.total:
+                    self.evaluate(state, step)
+                if step % self.cfg.train.checkpoint_every == 0 or step == self.total or signals:
+                    self.ckpt.save_latest(step, state)
+                    self.last_saved = step
+                if signals:
+                    self.ckpt.wait()
+                    raise TrainInterrupted(signals[0], step, self.paths.root)
+        return state
+
+    def evaluate(self, state: Any, step: int) -> None:
+        import jax
+
+        from pointset_cli.render import render_loss_curve
+
+        key = jax.random.PRNGKey(self.cfg.train.seed + 1)
+        totals: dict[str, float] = {}
+        count = 0
+        for batch, n_real in fixed_batches(self.ds, self.val_idx, self.stream.batch_size):
+            metrics = jax.device_get(self.eval_step(state.params, to_batch(batch), key))
+            for k, v in metrics.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * n_real
+            count += n_real
+        row = {"step": step, **{f"val_{k}": v / count for k, v in totals.items()}}
+        self.log.append(row)
+        if math.isfinite(row["val_loss"]) and (self.best is None or row["val_loss"] < self.best):
+            self.best = row["val_loss"]
+            self.ckpt.save_best(step, state, row["val_loss"])
+        render_loss_curve(self.log.read(), self.paths.loss_curve)
+
+    def fit_prior(self) -> Path | None:
+        """l-GMM on the training embeddings of the checkpoint that sampling uses (best, else latest)."""
+        if self.cfg.model.task != "autoencode":
+            return None
+        from pointset_cli.checkpoint import load_params
+        from pointset_cli.generate import fit_gmm, save_prior
+
+        params, _ = load_params(self.paths.checkpoints, self.reporter.message)
+        idx = self.train_idx
+        if 0 < self.cfg.train.prior_sets < len(idx):
+            idx = np.sort(np.random.default_rng(self.cfg.train.seed).choice(idx, self.cfg.train.prior_sets, replace=False))
+        z = encode_sets(self.model, params, self.ds, idx, self.stream.batch_size)
+        save_prior(fit_gmm(z, self.cfg.train.prior_components, seed=self.cfg.train.seed), self.paths.prior)
+        return self.paths.prior
+
+
+def encode_sets(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: int) -> np.ndarray:
+    """Latents z [len(idx), K] of sets `idx`, in order."""
+    import jax
+
+    encode = jax.jit(model.encode)
+    out = [np.asarray(encode(params, to_batch(b)))[:n] for b, n in fixed_batches(ds, idx, batch_size)]
+    return np.concatenate(out)
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+) -> TrainResult:
+    """Train `cfg` into `run_dir` (new, --resume to continue it, --overwrite to replace it)."""
+    from pointset_cli.data.schema import SetDataset
+
+    reporter = reporter or StderrReporter()
+    paths = rundir.RunPaths(Path(run_dir))
+    resuming = rundir.check_new_or_resume(paths, resume, overwrite)
+    if not cfg.data.path:
+        raise PointsetError("no dataset: give DATA.h5 (or data.path in the config)")
+    with rundir.run_lock(paths):
+        if paths.root.exists() and overwrite:
+            rundir.clear(paths)
+        with SetDataset(Path(cfg.data.path)) as ds:
+            session = _Session(cfg, paths, ds, reporter)
+            try:
+                state, resumed_from = session.initial_state(resuming)
+                session.write_records(int(state.step))
+                state = session.run(state)
+            finally:
+                session.ckpt.close()
+            prior = session.fit_prior()
+    return TrainResult(paths.root, int(state.step), session.total, resumed_from, session.best, prior, state)

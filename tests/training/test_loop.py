@@ -1,0 +1,99 @@
+"""The training loop on tiny real data: exact resume, interruption, corrupt checkpoints, bad losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from pointset_cli import config
+from pointset_cli.errors import PointsetError
+from pointset_cli.training.loop import StderrReporter, TrainInterrupted, train
+from tinydata import TINY_MODEL
+
+
+def _cfg(data, *extra):
+    return config.resolve(None, [*TINY_MODEL, *extra], {"data.path": str(data)})
+
+
+class _SignalAt(StderrReporter):
+    """Sends this process `signum` right after step `at` (as a user's Ctrl-C would)."""
+
+    def __init__(self, at: int, signum: int):
+        self.at, self.signum, self.messages = at, signum, []
+
+    def step(self, step, loss):
+        if step == self.at:
+            os.kill(os.getpid(), self.signum)
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+def _assert_same_params(a, b):
+    flat_a, flat_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(flat_a) == len(flat_b)
+    for x, y in zip(flat_a, flat_b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_mnist, tmp_path_factory):
+    """Seven steps without interruption, with augmentation (its randomness must resume too)."""
+    cfg = _cfg(tiny_mnist, "train.steps=7", "data.jitter=0.01", "data.rotate_up=true")
+    return train(cfg, tmp_path_factory.mktemp("runs") / "straight")
+
+
+@pytest.mark.slow
+def test_interrupted_then_resumed_equals_straight_run(straight, tiny_mnist, tmp_path):
+    cfg = _cfg(tiny_mnist, "train.steps=7", "data.jitter=0.01", "data.rotate_up=true")
+    run = tmp_path / "run"
+    with pytest.raises(TrainInterrupted) as err:
+        train(cfg, run, reporter=_SignalAt(3, signal.SIGINT))  # 3 is not a checkpoint step (every 2)
+    assert err.value.exit_code == 130
+    assert not (run / ".lock").exists()
+    with pytest.raises(PointsetError, match="--resume"):
+        train(cfg, run)  # an existing run folder is never overwritten silently
+    resumed = train(cfg, run, resume=True)
+    assert resumed.resumed_from == 3 and resumed.step == 7
+    _assert_same_params(resumed.state.params, straight.state.params)
+    _assert_same_params(resumed.state.opt_state, straight.state.opt_state)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == sorted(set(steps))  # no duplicated log rows after the resume
+    for name in ("config.yaml", "env.json", "data.json", "prior.npz", "loss.png"):
+        assert (run / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_sigterm_then_corrupt_checkpoint_falls_back_with_a_warning(straight, tiny_mnist, tmp_path):
+    cfg = _cfg(tiny_mnist, "train.steps=7", "data.jitter=0.01", "data.rotate_up=true")
+    run = tmp_path / "run"
+    with pytest.raises(TrainInterrupted) as err:
+        train(cfg, run, reporter=_SignalAt(5, signal.SIGTERM))
+    assert err.value.exit_code == 143
+    latest = run / "checkpoints" / "latest"
+    assert sorted(int(p.name) for p in latest.iterdir() if p.name.isdigit()) == [4, 5]  # max_to_keep 2
+    for f in (latest / "5").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "METADATA" not in f.name:
+            f.write_bytes(b"\0" * 7)  # a disk-full write: truncated garbage
+    (latest / "6.orbax-checkpoint-tmp-99").mkdir()  # a kill during a save
+    reporter = _SignalAt(-1, 0)
+    resumed = train(cfg, run, resume=True, reporter=reporter)
+    text = "\n".join(reporter.messages)
+    assert "6.orbax-checkpoint-tmp-99" in text and f"{latest / '5'}" in text and "using step 4" in text
+    assert resumed.resumed_from == 4
+    _assert_same_params(resumed.state.params, straight.state.params)
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_mnist, tmp_path):
+    cfg = _cfg(tiny_mnist, "train.steps=6", "data.jitter=1e30")  # jittered points overflow to inf
+    with pytest.raises(PointsetError, match="non-finite loss .* at step 1") as err:
+        train(cfg, tmp_path / "run")
+    assert err.value.exit_code == 1
+    assert not [p for p in (tmp_path / "run" / "checkpoints" / "latest").glob("*") if p.name.isdigit()]
