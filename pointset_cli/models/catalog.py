@@ -1,0 +1,75 @@
+"""What `pointset models` lists: every registered model with its facts and parameter count.
+
+Parameter counts come from `jax.eval_shape` of the init functions: shapes only, nothing computed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from pointset_cli import registry
+from pointset_cli.models import Batch, DataSpec, SetModel, build_model
+from pointset_cli.models.config import ModelConfig
+
+# The size the counts are quoted at: MNIST digits as 2D sets (up to 342 points), 10 classes.
+DEFAULT_DATA = DataSpec(dim=2, n_max=342, n_classes=10)
+
+
+def _batch_shape(data: DataSpec, batch: int = 2) -> Batch:
+    return Batch(
+        jax.ShapeDtypeStruct((batch, data.n_max, data.dim), jnp.float32),
+        jax.ShapeDtypeStruct((batch, data.n_max), jnp.bool_),
+        jax.ShapeDtypeStruct((batch,), jnp.int32),
+    )
+
+
+def _count(params) -> int:
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+
+
+def model_param_count(model: SetModel) -> int:
+    """Parameters of a built model (shapes only, via eval_shape)."""
+    return _count(jax.eval_shape(model.init, jax.random.key(0), _batch_shape(model.data)))
+
+
+def encoder_param_count(name: str, latent_dim: int, data: DataSpec = DEFAULT_DATA) -> int:
+    """Parameters of encoder `name` alone at its default config."""
+    entry = registry.get("encoder", name)
+    make = entry.build(entry.config_cls(), latent_dim).make
+    init = hk.transform(lambda points, mask: make()(points, mask)).init
+    batch = _batch_shape(data)
+    return _count(jax.eval_shape(init, jax.random.key(0), batch.points, batch.mask))
+
+
+@functools.lru_cache(maxsize=4)
+def catalog(data: DataSpec = DEFAULT_DATA) -> tuple[dict, ...]:
+    """One row per registered model: name, kind, cardinality, default encoder, description, params.
+
+    Decoder rows count the whole autoencoder (decoder + its default encoder) at default sizes.
+    Cached: tracing every model takes seconds and the answer only changes with the code.
+    """
+    latent_dim = ModelConfig().latent_dim
+    rows = []
+    for entry in registry.entries("decoder") + registry.entries("density"):
+        model = build_model(ModelConfig(name=entry.name), data)
+        rows.append(_row(entry, entry.info.get("cardinality", model.cardinality), entry.info.get("encoder"),
+                         model_param_count(model)))
+    for entry in registry.entries("encoder"):
+        rows.append(_row(entry, None, None, encoder_param_count(entry.name, latent_dim, data)))
+    return tuple(rows)
+
+
+def _row(entry: registry.Entry, cardinality: str | None, encoder: str | None, params: int) -> dict:
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "cardinality": cardinality,
+        "default_encoder": encoder,
+        "description": entry.description,
+        "params": params,
+    }

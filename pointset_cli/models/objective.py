@@ -1,0 +1,62 @@
+"""The training objective of an autoencoder/conditional decoder: set loss + cardinality terms.
+
+Glossary: B batch, N target points (padded), S output slots, D point dimension.
+The set loss compares each output set with its target; how the decoder's size decision enters
+depends on its cardinality mode (see cardinality.py):
+- fixed: all S outputs against the target;
+- size, or ordered presence (RNN): the first n outputs (n = true size, given at training time);
+- unordered presence: the presence variables enter the set loss as each loss defines them
+  (chamfer: DSPN's [x, p] coordinates; hungarian: DETR's matched/unmatched BCE; sinkhorn has no
+  presence form, so it sees the n most present slots).
+Presence BCE and size cross-entropy are added with their weights. DSPN's loss is the mean over
+all its iterates.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from pointset_cli import losses
+from pointset_cli.models.cardinality import Decoded, decided_sizes, presence_bce, presence_mask, size_cross_entropy
+from pointset_cli.models.config import ModelConfig
+
+
+def set_loss(name: str, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
+    """[B] loss between points [B, S, D] (mask [B, S], presence [B, S] or None) and target [B, N, D]."""
+    if name == "chamfer":
+        weights = presence if unordered_presence else None
+        return losses.chamfer(points, target, None if unordered_presence else mask, target_mask, x_weights=weights)
+    if name == "hungarian":
+        if unordered_presence:
+            return losses.hungarian(points, target, None, target_mask, x_presence=presence)
+        return losses.hungarian(points, target, mask, target_mask)
+    return losses.sinkhorn(points, target, mask, target_mask)
+
+
+def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, ordered: bool):
+    """(scalar total, dict of scalar metrics) for decoder output `out` against target [B, N, D]."""
+    sizes = jnp.sum(target_mask, axis=1)  # [B]
+    unordered = mode == "presence" and not ordered
+    steps = out.iterates if out.iterates is not None else ((out.points, out.presence),)
+    per_step = []
+    presence_terms = []
+    for points, presence in steps:
+        mask = presence_mask(presence, sizes, ordered) if mode == "presence" else out.mask
+        per_step.append(set_loss(cfg.loss, points, mask, presence, target, target_mask, unordered))
+        if mode == "presence":
+            presence_terms.append(presence_bce(presence, sizes, ordered))
+    metrics = {"set_loss": jnp.mean(per_step[-1])}
+    total = jnp.mean(jnp.stack(per_step))
+    if presence_terms:
+        metrics["presence_loss"] = jnp.mean(presence_terms[-1])
+        total = total + cfg.presence_weight * jnp.mean(jnp.stack(presence_terms))
+    if mode == "size":
+        metrics["size_loss"] = jnp.mean(size_cross_entropy(out.size_logits, sizes))
+        total = total + cfg.size_weight * metrics["size_loss"]
+    if out.aux_loss is not None:
+        metrics["aux_loss"] = jnp.mean(out.aux_loss)
+        total = total + metrics["aux_loss"]
+    metrics["card_acc"] = jnp.mean((decided_sizes(out, mode, ordered) == sizes).astype(jnp.float32))
+    metrics["loss"] = total
+    return total, metrics

@@ -1,0 +1,112 @@
+"""Symmetries: encoders are invariant (padding garbage included), set-to-set blocks are equivariant."""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pointset_cli.models import encoders, layers
+from pointset_cli.models.dspn import SoftSetEncoder, gradient_step
+from pointset_cli.models.queries import QueryTransformer
+from pointset_cli.models.slot_attention import SlotAttention
+from pointset_cli.models.tspn import TSPNTransformer
+
+ENCODERS = [("deepsets", {"hidden": (16,), "rho": (16,), "pool": pool}) for pool in encoders.POOLS] + [
+    ("set_transformer", {"width": 16, "heads": 2, "blocks": 2, "inducing": 4, "seeds": 2}),
+    ("set_transformer", {"width": 16, "heads": 2, "blocks": 1, "inducing": 0, "seeds": 2}),
+]
+
+
+def with_fixed_params(forward, *init_args):
+    """jit of args -> forward(*args) under parameters initialised (seed 0) from init_args.
+
+    Init and apply share one compilation: each test compiles once.
+    """
+    f = hk.without_apply_rng(hk.transform(forward))
+    return jax.jit(lambda *args: f.apply(f.init(jax.random.key(0), *init_args), *args))
+
+
+def rows(x, perm):
+    """x [B, N, ...] with its rows reordered by perm [N]."""
+    return jnp.take(x, perm, axis=1)
+
+
+@pytest.mark.parametrize(("name", "options"), ENCODERS)
+def test_encoder_invariant_to_order_and_padding(name, options, mnist_batch, with_garbage, permuted):
+    from pointset_cli import registry
+
+    entry = registry.get("encoder", name)
+    make = entry.build(registry.config_from_options(entry.config_cls, options), 8).make
+    encode = with_fixed_params(lambda p, m: make()(p, m), mnist_batch.points, mnist_batch.mask)
+    z = encode(mnist_batch.points, mnist_batch.mask)
+    rng = np.random.default_rng(1)
+    shuffled, _ = permuted(with_garbage(mnist_batch, rng), rng)
+    assert z.shape == (8, 8)
+    assert float(jnp.std(z, axis=0).mean()) > 1e-3  # different digits, different embeddings
+    np.testing.assert_allclose(encode(shuffled.points, shuffled.mask), z, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("block", ["sab", "isab", "mab"])
+def test_set_transformer_blocks_equivariant(block):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 7, 16)), jnp.float32)
+    mask = jnp.asarray(np.arange(7)[None] < np.array([[5], [7]]))
+    y = jnp.asarray(rng.normal(size=(2, 3, 16)), jnp.float32)
+    blocks = {
+        "sab": lambda x, m: layers.SAB(16, 2)(x, m),
+        "isab": lambda x, m: layers.ISAB(16, 2, 4)(x, m),
+        "mab": lambda x, m: layers.MAB(16, 2)(x, y),
+    }
+    f = with_fixed_params(blocks[block], x, mask)
+    perm = jnp.asarray(rng.permutation(7))
+    real = np.asarray(rows(mask, perm))
+    expected = np.asarray(rows(f(x, mask), perm))[real]
+    np.testing.assert_allclose(np.asarray(f(rows(x, perm), rows(mask, perm)))[real], expected, atol=1e-5)
+
+
+def test_tspn_transformer_equivariant():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 9, 16)), jnp.float32)
+    z = jnp.asarray(rng.normal(size=(2, 8)), jnp.float32)
+    context = jnp.asarray(rng.normal(size=(2, 2, 4)), jnp.float32)
+    f = with_fixed_params(lambda x: TSPNTransformer(16, 2, 2)(x, None, z, context), x)
+    perm = jnp.asarray(rng.permutation(9))
+    np.testing.assert_allclose(f(rows(x, perm)), rows(f(x), perm), atol=1e-5)
+
+
+@pytest.mark.parametrize("core", ["queries", "slot"])
+def test_query_and_slot_cores_equivariant_in_queries_invariant_in_memory(core):
+    rng = np.random.default_rng(0)
+    queries = jnp.asarray(rng.normal(size=(2, 9, 16)), jnp.float32)
+    memory = jnp.asarray(rng.normal(size=(2, 5, 8)), jnp.float32)
+    module = {"queries": lambda: QueryTransformer(16, 2, 2, 16), "slot": lambda: SlotAttention(16, 3, 16)}[core]
+    f = with_fixed_params(lambda q, m: module()(q, m), queries, memory)
+    out = f(queries, memory)
+    perm = jnp.asarray(rng.permutation(9))
+    np.testing.assert_allclose(f(rows(queries, perm), memory), rows(out, perm), atol=1e-5)
+    np.testing.assert_allclose(f(queries, rows(memory, jnp.asarray(rng.permutation(5)))), out, atol=1e-5)
+
+
+def test_dspn_inner_step_is_equivariant():
+    """The gradient of an invariant function is equivariant: permuting the set permutes the step."""
+    rng = np.random.default_rng(0)
+    points = jnp.asarray(rng.random((2, 11, 2)), jnp.float32)
+    presence = jnp.asarray(rng.random((2, 11)), jnp.float32)
+    target = jnp.asarray(rng.normal(size=(2, 8)), jnp.float32)
+    g = hk.without_apply_rng(hk.transform(lambda p, w: SoftSetEncoder(8, (16,), 5)(p, w)))
+
+    @jax.jit
+    def step(p, w):
+        params = g.init(jax.random.key(0), points, presence)
+        return gradient_step(lambda p, w: g.apply(params, p, w), target, p, w, 25.0)
+
+    new_points, new_presence = step(points, presence)
+    assert float(jnp.max(jnp.abs(new_points - points))) > 1e-4  # the step moves the set
+    assert 0.0 <= float(jnp.min(new_presence)) and float(jnp.max(new_presence)) <= 1.0
+    perm = jnp.asarray(rng.permutation(11))
+    p_points, p_presence = step(rows(points, perm), rows(presence, perm))
+    np.testing.assert_allclose(p_points, rows(new_points, perm), atol=1e-5)
+    np.testing.assert_allclose(p_presence, rows(new_presence, perm), atol=1e-5)
