@@ -13,6 +13,9 @@ Solvers:
 - "auction": Bertsekas' auction with epsilon scaling, batched in JAX; the total cost is within
   N * eps_final of the optimum (eps_final = 2^-18 of the largest |cost|, the float32 limit), so it is
   exact unless two matchings differ by less than that.
+- "auction-numba": the same auction on the host in float64 (pointset_cli.kernels.emd, numba,
+  pairs over threads) with eps_final = 1e-7 of the largest |cost| of each pair; the total cost is
+  within N * eps_final of the optimum. 5-12x faster than scipy at N=1024 (BENCHMARKS.md).
 - "auto": "scipy" on CPU (fastest exact on CPU in bench/losses.py: 6-8x faster than optax at
   N=256 and 1024; the auction takes minutes at N=256 on 2 cores), "optax" on accelerators (no
   host round trip; not measured on a GPU yet).
@@ -20,13 +23,14 @@ Solvers:
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-SOLVERS = ("auto", "scipy", "optax", "auction")
+SOLVERS = ("auto", "scipy", "optax", "auction", "auction-numba")
 
 
 def resolve_solver(solver: str) -> str:
@@ -50,8 +54,8 @@ def assign(
     col_mask = jnp.ones((b, m), bool) if col_mask is None else col_mask.astype(bool)
     cost = jax.lax.stop_gradient(cost)
     solver = resolve_solver(solver)
-    if solver == "scipy":
-        return _scipy_assign(cost, row_mask, col_mask)
+    if solver in ("scipy", "auction-numba"):
+        return _host_assign(cost, row_mask, col_mask, solver)
     square = _square_padded(cost, row_mask, col_mask)
     solve = _optax_square if solver == "optax" else _auction_square
     cols = jax.vmap(solve)(square)[:, :n]  # [B, N] column in the square problem
@@ -59,12 +63,34 @@ def assign(
     return jnp.where(valid, cols, -1).astype(jnp.int32)
 
 
-def _scipy_assign(cost: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -> jax.Array:
+def _host_assign(cost: jax.Array, row_mask: jax.Array, col_mask: jax.Array, solver: str) -> jax.Array:
     out_type = jax.ShapeDtypeStruct(cost.shape[:-1], jnp.int32)
-    return jax.pure_callback(_scipy_host, out_type, cost, row_mask, col_mask, vmap_method="broadcast_all")
+    host = functools.partial(_host, solve_pair=_scipy_pair if solver == "scipy" else _auction_numba_pair)
+    return jax.pure_callback(host, out_type, cost, row_mask, col_mask, vmap_method="broadcast_all")
 
 
-def _scipy_host(cost: np.ndarray, row_mask: np.ndarray, col_mask: np.ndarray) -> np.ndarray:
+def _scipy_pair(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
+def _auction_numba_pair(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rectangular costs are padded to square with zero-cost dummies (a constant, so the optimum over
+    the real pairs is unchanged); rows matched to dummies are dropped."""
+    from pointset_cli.kernels.emd import auction
+
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    square = np.zeros((max(n, m),) * 2)
+    square[:n, :m] = cost
+    cols = auction(square, 1e-7 * float(np.abs(cost).max()))[:n]
+    rows = np.flatnonzero(cols < m)
+    return rows, cols[rows]
+
+
+def _host(cost: np.ndarray, row_mask: np.ndarray, col_mask: np.ndarray, solve_pair) -> np.ndarray:
     from concurrent.futures import ThreadPoolExecutor
 
     lead = cost.shape[:-2]
@@ -74,13 +100,11 @@ def _scipy_host(cost: np.ndarray, row_mask: np.ndarray, col_mask: np.ndarray) ->
     out = np.full(cost.shape[:2], -1, np.int32)
 
     def solve(i: int) -> None:
-        from scipy.optimize import linear_sum_assignment
-
         rows, cols = np.flatnonzero(rmask[i]), np.flatnonzero(cmask[i])
-        r, c = linear_sum_assignment(cost[i][np.ix_(rows, cols)])
+        r, c = solve_pair(cost[i][np.ix_(rows, cols)])
         out[i, rows[r]] = cols[c]
 
-    # linear_sum_assignment releases the GIL: pairs run on all cores.
+    # Both solvers release the GIL: pairs run on all cores.
     with ThreadPoolExecutor(min(len(cost), os.cpu_count() or 1)) as pool:
         list(pool.map(solve, range(len(cost))))
     return out.reshape(*lead, -1)
