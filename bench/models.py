@@ -2,7 +2,7 @@
 
 python bench/models.py [--repeats 20] [--only tspn,mlp] -> table on stdout, JSON in bench/results/models.json.
 
-Batches: real MNIST test digits as 2D sets (B=64, padded to N=342, pixels > 127) and real ModelNet10
+Batches: real MNIST test digits as 2D sets (B=32, padded to N=342, pixels > 127) and real ModelNet10
 shapes (B=32, N=1024, D=3; centred and scaled into the unit sphere). Each model is timed on a jitted
 train step (Adam) as the median of `repeats` steps after one warm-up step; the RNN and DSPN take
 fewer repeats (`--slow-repeats`). Peak memory is the process's max-RSS growth during the model's
@@ -40,7 +40,7 @@ def padded(sets: list[np.ndarray], n_max: int, labels: np.ndarray) -> Batch:
     return Batch(points, mask, labels.astype(np.int32))
 
 
-def mnist_batch(batch: int = 64, n_max: int = 342) -> Batch:
+def mnist_batch(batch: int = 32, n_max: int = 342) -> Batch:
     images, labels = read_mnist(DATA / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
     return padded([image_to_set(im, 127) for im in images[:batch]], n_max, labels[:batch])
 

@@ -6,12 +6,13 @@ left half-written is skipped with a warning naming it, and the newest readable o
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pointset_cli.errors import InputError
+from pointset_cli.errors import InputError, PointsetError
 
 _TMP_MARK = ".orbax-checkpoint-tmp"
 
@@ -23,15 +24,24 @@ def _quiet_absl() -> None:
 
 
 def _manager(directory: Path, max_to_keep: int, best: bool, read_only: bool = False) -> Any:
+    import jax
     import orbax.checkpoint as ocp
 
     _quiet_absl()
+    # In a multi-process run only process 0 saves (host copies of the replicated state): Orbax
+    # must then neither wait for the other processes nor expect them at its barriers.
+    multi = jax.process_count() > 1
+    if multi and not read_only:
+        directory.mkdir(parents=True, exist_ok=True)  # Orbax cannot create it with active_processes set
     options = ocp.CheckpointManagerOptions(
+        create=not multi,
         read_only=read_only,
         max_to_keep=max_to_keep,
-        enable_async_checkpointing=True,
+        enable_async_checkpointing=not multi,
         best_fn=(lambda m: m["val_loss"]) if best else None,
         best_mode="min",
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})
+        if multi else ocp.options.MultiprocessingOptions(),
     )
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
@@ -60,27 +70,40 @@ class Checkpoints:
         import orbax.checkpoint as ocp
 
         if step not in self.latest.all_steps():
-            self.latest.save(step, args=ocp.args.StandardSave(state))
+            with _write_errors(self.root / "latest" / str(step)):
+                self.latest.save(step, args=ocp.args.StandardSave(state))
 
     def save_best(self, step: int, state: Any, val_loss: float) -> None:
         """Keep `state` if `val_loss` beats the best so far (Orbax keeps the single best)."""
         import orbax.checkpoint as ocp
 
         if step not in self.best.all_steps():
-            self.best.save(step, args=ocp.args.StandardSave(state), metrics={"val_loss": float(val_loss)})
+            with _write_errors(self.root / "best" / str(step)):
+                self.best.save(step, args=ocp.args.StandardSave(state), metrics={"val_loss": float(val_loss)})
 
     def restore_latest(self, template: Any) -> Any | None:
         """The newest readable latest checkpoint restored into `template`'s structure, or None."""
         return _restore_newest(self.latest, self.root / "latest", template, self.warn)
 
     def wait(self) -> None:
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
+        with _write_errors(self.root):
+            self.latest.wait_until_finished()
+            self.best.wait_until_finished()
 
     def close(self) -> None:
         self.wait()
         self.latest.close()
         self.best.close()
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    """A failed (possibly asynchronous) save -> one-line error; earlier checkpoints stay as they were."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - Orbax wraps OSError in several exception types
+        msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise PointsetError(f"cannot write checkpoint: {msg}", path) from None
 
 
 def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Callable[[str], None]) -> Any | None:
@@ -89,16 +112,35 @@ def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Calla
     steps = sorted(mgr.all_steps(), reverse=True)
     for i, step in enumerate(steps):
         try:
-            return mgr.restore(step, args=ocp.args.StandardRestore(template))
+            restored = mgr.restore(step, args=ocp.args.StandardRestore(template))
+            msg = _mismatch(template, restored)
         except Exception as err:  # noqa: BLE001 - any failure to read means "corrupt": fall back
-            msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-            if template is not None and ("shape" in msg.lower() or "structure" in msg.lower() or "tree" in msg.lower()):
-                raise InputError(
-                    f"checkpoint does not match the configured model ({msg}); use --overwrite for a new run",
-                    directory / str(step),
-                ) from None
-            fallback = f"using step {steps[i + 1]}" if i + 1 < len(steps) else "no earlier checkpoint"
-            warn(f"warning: {directory / str(step)}: unreadable checkpoint ({msg}); {fallback}")
+            restored, msg = None, str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        if restored is not None and msg is None:
+            return restored
+        if template is not None and ("shape" in msg.lower() or "structure" in msg.lower() or "tree" in msg.lower()):
+            raise InputError(
+                f"checkpoint does not match the configured model ({msg}); use --overwrite for a new run",
+                directory / str(step),
+            ) from None
+        fallback = f"using step {steps[i + 1]}" if i + 1 < len(steps) else "no earlier checkpoint"
+        warn(f"warning: {directory / str(step)}: unreadable checkpoint ({msg}); {fallback}")
+    return None
+
+
+def _mismatch(template: Any, restored: Any) -> str | None:
+    """The first leaf whose shape differs between `template` and `restored` (None: they match)."""
+    import jax
+
+    if template is None:
+        return None
+    want = jax.tree_util.tree_flatten_with_path(template)
+    got = jax.tree_util.tree_flatten_with_path(restored)
+    if want[1] != got[1]:
+        return "tree structure differs: the model's parameters are not those saved"
+    for (path, a), (_, b) in zip(want[0], got[0], strict=True):
+        if tuple(a.shape) != tuple(b.shape):
+            return f"{jax.tree_util.keystr(path)}: shape {tuple(b.shape)} saved, {tuple(a.shape)} configured"
     return None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from pointset_cli.errors import UsageError
+from pointset_cli.fsutil import atomic_path
 from pointset_cli.models.config import ModelConfig
 
 
@@ -229,6 +230,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except OSError as err:
         raise UsageError(f"cannot read config: {err.strerror or err}", path) from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"not UTF-8 text (byte {err.start})", path) from None
     except yaml.YAMLError as err:
         raise UsageError(f"not valid YAML: {str(err).splitlines()[0]}", path) from None
     if data is None:
@@ -276,7 +279,8 @@ def save(cfg: RunConfig, path: Path) -> None:
     data = to_dict(cfg)
     if cfg.data.path:
         data["data"]["path"] = os.path.relpath(cfg.data.path, Path(path).parent.resolve())
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    with atomic_path(Path(path), force=True) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def load(path: Path) -> RunConfig:

@@ -19,7 +19,7 @@ import numpy as np
 
 from pointset_cli.errors import UsageError
 
-WHAT = ("recon", "gen", "all")
+WHAT = ("recon", "gen", "nll", "all")
 Progress = Callable[[int, int], None]
 
 
@@ -83,17 +83,22 @@ def evaluate_run(
 
     `max_sets` scores a random subset (drawn with `seed`) of the split instead of all of it.
 
-    Returns {"run", "dataset", "split", "step", "normalization", "reconstruction"?, "generation"?};
-    reconstruction is skipped for conditional runs under what="all".
+    Returns {"run", "dataset", "split", "step", "normalization", "reconstruction"?, "generation"?,
+    "likelihood"?}; under what="all" reconstruction is skipped for runs without an encoder-decoder
+    (conditional, density and GAN models) and the likelihood is computed for models with a density.
     """
     from pointset_cli.data.schema import SetDataset
 
     if what not in WHAT:
         raise UsageError(f"--what must be one of {', '.join(WHAT)}")
     path = Path(data_path) if data_path else run.dataset_path
-    autoencoder = run.config.model.task == "autoencode"
+    autoencoder = run.config.model.task == "autoencode" and run.model.sample is None
     if what == "recon" and not autoencoder:
-        raise UsageError(f"reconstruction needs an autoencoder; this run's task is {run.config.model.task}")
+        raise UsageError(f"reconstruction needs an autoencoder; model {run.config.model.name!r} "
+                         f"with task {run.config.model.task} has none")
+    has_density = run.model.log_prob is not None
+    if what == "nll" and not has_density:
+        raise UsageError(f"model {run.config.model.name!r} defines no density; --model-nll needs poisson or setflow")
     with SetDataset(path) as ds:
         if ds.dim != run.info["dim"]:
             raise UsageError(f"the run was trained on {run.info['dim']}D sets but this dataset is {ds.dim}D", path)
@@ -108,4 +113,8 @@ def evaluate_run(
             out["reconstruction"] = reconstruction(run, ds, idx, seed)
         if what in ("gen", "all"):
             out["generation"] = generation(run, ds, idx, seed, progress)
+    if what in ("nll", "all") and has_density:
+        from pointset_cli.likelihood import dataset_nll
+
+        out["likelihood"] = dataset_nll(run.model, run.params, path, split, run.config.data.batch_size)
     return out

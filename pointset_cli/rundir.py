@@ -24,7 +24,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def run_lock(paths: RunPaths) -> Iterator[None]:
-    """Hold RUN/.lock (our pid) for the block; a lock held by a live process refuses the run."""
-    paths.root.mkdir(parents=True, exist_ok=True)
+def run_lock(paths: RunPaths, warn: Callable[[str], None] = lambda text: None) -> Iterator[None]:
+    """Hold RUN/.lock (our pid) for the block; a lock held by a live process refuses the run.
+
+    A lock left by a dead process (a kill -9) is taken over with a warning naming its pid.
+    """
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PointsetError(f"cannot create the run folder: {err.strerror or err}", paths.root) from None
     for _ in range(2):
         try:
             fd = os.open(paths.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -87,7 +93,8 @@ def run_lock(paths: RunPaths) -> Iterator[None]:
                 owner = 0
             if owner and owner != os.getpid() and _pid_alive(owner):
                 raise PointsetError(f"another trainer (pid {owner}) is using this run folder", paths.root) from None
-            paths.lock.unlink(missing_ok=True)  # stale: its owner is gone
+            warn(f"warning: {paths.lock}: stale lock of pid {owner} (no longer running) taken over")
+            paths.lock.unlink(missing_ok=True)
             continue
         except OSError as err:
             raise PointsetError(f"cannot write: {err.strerror or err}", paths.root) from None
@@ -178,9 +185,12 @@ class MetricsLog:
         self.path = Path(path)
 
     def append(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+        except OSError as err:
+            raise PointsetError(f"cannot write: {err.strerror or err}", self.path) from None
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():

@@ -53,3 +53,10 @@ def print_tables(result: dict) -> None:
         out_console.print(table)
         for note in gen["notes"]:
             err_console.print(note, highlight=False)
+    if "likelihood" in result:
+        nll = result["likelihood"]
+        table = Table(title=f"Likelihood, {nll['n_sets']} sets, {where}, unit volume U = {nll['unit_volume']:.4g}")
+        for title in ("NLL (nats/set)", "size term", "point term", "bits/point"):
+            table.add_column(title, justify="right")
+        table.add_row(*(f"{nll[k]:.2f}" for k in ("nll", "size_nll", "point_nll", "bits_per_point")))
+        out_console.print(table)

@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
     def evaluate(
         run: Optional[Path] = typer.Argument(None, help="A run folder to score (or use --samples/--refs)."),
         data: Optional[Path] = typer.Argument(None, help="With RUN: the dataset (default: the run's own)."),
-        what: str = typer.Option("all", "--what", help="With RUN: recon, gen or all."),
+        what: str = typer.Option("all", "--what", help="With RUN: recon, gen, nll or all."),
+        model_nll: bool = typer.Option(False, "--model-nll", help="With RUN: only the likelihood (NLL per set, bits per point) of a density model."),
         samples: Optional[Path] = typer.Option(None, "--samples", help="Generated sets: dataset .h5, .npy/.npz [M, N, D] or folder of point files."),
         refs: Optional[Path] = typer.Option(None, "--refs", help="Reference sets, same forms as --samples."),
         metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated subset of: " + ", ".join(METRIC_NAMES)),
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
         if run is not None:
             from pointset_cli.cli._eval_run import eval_run
 
-            return eval_run(run, data, split or "test", what, seed, max_sets, fmt, quiet)
+            return eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet)
         if samples is None or refs is None:
             raise UsageError("give both --samples PATH and --refs PATH")
         chosen = _parse_metrics(metrics)

@@ -90,6 +90,13 @@ def register(app: typer.Typer) -> None:
         print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run folder where it stopped."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run folder."),
+        devices: str = typer.Option("auto", "--devices", help="Devices to split each batch over: auto (all) or N."),
+        coordinator: str = typer.Option(None, "--coordinator", envvar="JAX_COORDINATOR_ADDRESS",
+                                        help="HOST:PORT of process 0, to train over several processes/hosts."),
+        num_processes: int = typer.Option(None, "--num-processes", envvar="JAX_NUM_PROCESSES",
+                                          help="Processes in the run (with --coordinator)."),
+        process_id: int = typer.Option(None, "--process-id", envvar="JAX_PROCESS_ID",
+                                       help="This process's index, 0..P-1; process 0 writes the run folder."),
         fmt: OutputFormat = FormatOption,
         quiet: bool = QuietOption,
     ) -> None:
@@ -109,11 +116,17 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(config.dump_yaml(cfg))
             return
 
+        from pointset_cli.training.parallel import init_distributed, parse_devices
+
+        n_devices = parse_devices(devices)
+        init_distributed(coordinator, num_processes, process_id)
+
         from pointset_cli.training.loop import train as run_training
 
-        reporter = RichReporter(quiet)
+        reporter = RichReporter(quiet or bool(process_id))
         try:
-            result = run_training(cfg, root, resume=resume, overwrite=overwrite, reporter=reporter)
+            result = run_training(cfg, root, resume=resume, overwrite=overwrite, reporter=reporter,
+                                  devices=n_devices)
         finally:
             reporter.stop()
         summary = {

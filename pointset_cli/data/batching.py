@@ -78,23 +78,43 @@ class BatchStream:
         order = np.random.default_rng([self.seed, epoch]).permutation(self.indices)
         return order[pos * self.batch_size : (pos + 1) * self.batch_size]
 
-    def batch(self, step: int) -> NumpyBatch:
-        points, mask, labels = self.dataset.read(self.batch_indices(step))
-        if self.cfg is not None:
-            points, mask = augment(points, mask, self.cfg, np.random.default_rng([self.seed, 1 << 20, step]))
+    def batch(self, step: int, part: tuple[int, int] = (0, 1)) -> NumpyBatch:
+        """Rows of step `step`'s batch that part `part` = (i, P) of P reads (contiguous, B / P of them)."""
+        rows = _part_rows(self.batch_size, part)
+        points, mask, labels = self.dataset.read(self.batch_indices(step)[rows])
+        if self.cfg is not None and _augments(self.cfg):
+            # One generator per row of the whole batch: a row augments alike whichever process reads it.
+            out = [augment(points[i : i + 1], mask[i : i + 1], self.cfg,
+                           np.random.default_rng([self.seed, 1 << 20, step, row]))
+                   for i, row in enumerate(range(rows.start, rows.stop))]
+            points, mask = np.concatenate([p for p, _ in out]), np.concatenate([m for _, m in out])
         return NumpyBatch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32))
 
 
-def fixed_batches(dataset: Any, indices: np.ndarray, batch_size: int) -> Iterator[tuple[NumpyBatch, int]]:
+def _augments(cfg: DataConfig) -> bool:
+    return cfg.subsample > 0 or cfg.rotate_up or cfg.jitter > 0
+
+
+def _part_rows(batch_size: int, part: tuple[int, int]) -> slice:
+    i, count = part
+    size = batch_size // count
+    return slice(i * size, (i + 1) * size)
+
+
+def fixed_batches(
+    dataset: Any, indices: np.ndarray, batch_size: int, part: tuple[int, int] = (0, 1)
+) -> Iterator[tuple[NumpyBatch, int]]:
     """Every set of `indices` once, in order, in batches of exactly `batch_size` (one shape).
 
-    The last batch is padded by repeating its first sets; yields (batch, number of real rows).
+    The last batch is padded by repeating its first sets; yields (batch, number of real rows of the
+    whole batch). With `part` = (i, P), only part i's B / P rows of each batch are read.
     """
     indices = np.asarray(indices, dtype=np.int64)
+    rows = _part_rows(batch_size, part)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         n_real = len(chunk)
         if n_real < batch_size:
             chunk = np.resize(chunk, batch_size)
-        points, mask, labels = dataset.read(chunk)
+        points, mask, labels = dataset.read(chunk[rows])
         yield NumpyBatch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32)), n_real

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from pointset_cli.data.normalize import KINDS, invert
-from pointset_cli.errors import InputError
+from pointset_cli.errors import InputError, PointsetError
 from pointset_cli.fsutil import atomic_path
 
 SCHEMA_VERSION = 1
@@ -93,8 +93,11 @@ class SetDataset:
             raise InputError(f"dataset 'names' must be {m} strings", self.path)
         if d != _attr_value(f.attrs["dim"]) or d not in (2, 3):
             raise InputError(f"points have dimension {d} but attrs say dim={_attr_value(f.attrs['dim'])}", self.path)
-        if tuple(_attr_value(f.attrs["splits"])) != SPLITS:
+        if _attr_value(f.attrs["splits"]) != list(SPLITS):
             raise InputError(f"attribute 'splits' must be {list(SPLITS)}", self.path)
+        classes = _attr_value(f.attrs["classes"])
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise InputError("attribute 'classes' must be a list of class names", self.path)
         if _attr_value(f.attrs["normalization"]) not in KINDS:
             raise InputError(f"unknown normalization {_attr_value(f.attrs['normalization'])!r}", self.path)
 
@@ -171,27 +174,30 @@ def write_dataset(
     center, scale = np.asarray(center, np.float32).reshape(m, dim), np.asarray(scale, np.float32).reshape(m)
     _check_inputs(points_list, dim, labels, names, split, classes, center, scale, attrs)
     provenance = attrs["provenance"]
-    with atomic_path(Path(path), force) as tmp, h5py.File(tmp, "w") as f:
-        points = f.create_dataset("points", shape=(m, n_max, dim), dtype=np.float32, chunks=(1, n_max, dim),
-                                  compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
-        # Compressing here instead of in HDF5's filter pipeline lets threads share the work
-        # (zlib releases the GIL); the chunks are byte-for-byte what the pipeline would write.
-        with ThreadPoolExecutor(workers) as pool:
-            mapper = pool.map if workers > 1 else map
-            for i, chunk in enumerate(mapper(lambda p: _encode_chunk(p, n_max), points_list)):
-                points.id.write_direct_chunk((i, 0, 0), chunk)
-        f.create_dataset("sizes", data=sizes)
-        f.create_dataset("labels", data=labels)
-        f.create_dataset("names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
-        f.create_dataset("split", data=split)
-        f.create_dataset("center", data=center)
-        f.create_dataset("scale", data=scale)
-        f.attrs.update({
-            "schema_version": SCHEMA_VERSION, "classes": list(classes), "splits": list(SPLITS), "dim": dim,
-            "normalization": attrs["normalization"], "sampler": attrs["sampler"], "seed": int(attrs["seed"]),
-            "n_points": int(attrs["n_points"]), "max_points": int(attrs["max_points"]),
-            "provenance": provenance if isinstance(provenance, str) else json.dumps(provenance),
-        })
+    try:
+        with atomic_path(Path(path), force) as tmp, h5py.File(tmp, "w") as f:
+            points = f.create_dataset("points", shape=(m, n_max, dim), dtype=np.float32, chunks=(1, n_max, dim),
+                                      compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
+            # Compressing here instead of in HDF5's filter pipeline lets threads share the work
+            # (zlib releases the GIL); the chunks are byte-for-byte what the pipeline would write.
+            with ThreadPoolExecutor(workers) as pool:
+                mapper = pool.map if workers > 1 else map
+                for i, chunk in enumerate(mapper(lambda p: _encode_chunk(p, n_max), points_list)):
+                    points.id.write_direct_chunk((i, 0, 0), chunk)
+            f.create_dataset("sizes", data=sizes)
+            f.create_dataset("labels", data=labels)
+            f.create_dataset("names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("split", data=split)
+            f.create_dataset("center", data=center)
+            f.create_dataset("scale", data=scale)
+            f.attrs.update({
+                "schema_version": SCHEMA_VERSION, "classes": list(classes), "splits": list(SPLITS), "dim": dim,
+                "normalization": attrs["normalization"], "sampler": attrs["sampler"], "seed": int(attrs["seed"]),
+                "n_points": int(attrs["n_points"]), "max_points": int(attrs["max_points"]),
+                "provenance": provenance if isinstance(provenance, str) else json.dumps(provenance),
+            })
+    except RuntimeError as err:  # h5py's report of a failed write (full disk, file size limit)
+        raise PointsetError(f"cannot write: {str(err).splitlines()[0]}", path) from None
 
 
 def _encode_chunk(points: np.ndarray, n_max: int) -> bytes:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from pointset_cli.models.layers import sizes_mask
+from pointset_cli.models.sorting import sort_descending, sort_order
 
 MODES = ("fixed", "presence", "size")
 
@@ -35,7 +36,7 @@ def presence_mask(presence: jax.Array, sizes: jax.Array | None, ordered: bool) -
         return jnp.cumprod(present, axis=1).astype(bool) if ordered else present
     if ordered:
         return sizes_mask(sizes, presence.shape[1])
-    rank = jnp.argsort(jnp.argsort(-presence, axis=1), axis=1)  # [B, S] 0 = most present
+    _, rank = sort_order(-presence, axis=1)  # [B, S] 0 = most present
     return rank < sizes[:, None]
 
 
@@ -54,7 +55,7 @@ def presence_bce(presence: jax.Array, sizes: jax.Array, ordered: bool) -> jax.Ar
     Ordered: slot t should be present iff t < n. Unordered: the n most present slots should be 1 and
     the rest 0 (sorting makes the target independent of slot order).
     """
-    p = presence if ordered else -jnp.sort(-presence, axis=1)  # [B, S], descending when unordered
+    p = presence if ordered else sort_descending(presence, axis=1)  # [B, S]
     target = sizes_mask(sizes, p.shape[1]).astype(p.dtype)
     p = jnp.clip(p, 1e-6, 1.0 - 1e-6)
     return -jnp.mean(target * jnp.log(p) + (1.0 - target) * jnp.log1p(-p), axis=1)

@@ -4,7 +4,8 @@
 depends only on (seed, t), and the state (params, optimiser, rng, step) is checkpointed, so a run
 stopped at any checkpoint and resumed ends with exactly the parameters of one that never stopped.
 SIGINT/SIGTERM finish a checkpoint at the current step and exit 130/143; a non-finite loss stops
-the run (exit 1) before anything is saved from it.
+the run (exit 1) before anything is saved from it. Steps run data-parallel (training.parallel): the
+batch is split over a device mesh, and with several processes only process 0 writes to the run folder.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _mean_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
 class _Session:
     """One training session over an open dataset: model, optimiser, steps, checkpoints and logs."""
 
-    def __init__(self, cfg: RunConfig, paths: rundir.RunPaths, ds: Any, reporter: Reporter):
+    def __init__(self, cfg: RunConfig, paths: rundir.RunPaths, ds: Any, reporter: Reporter, dp: Any):
         from pointset_cli.checkpoint import Checkpoints
         from pointset_cli.models import build_model
         from pointset_cli.training.optim import make_optimizer, make_schedule
@@ -159,27 +160,39 @@ class _Session:
         optimizer = make_optimizer(cfg.optim, self.total)
         self.schedule = make_schedule(cfg.optim, self.total)
         self.optimizer = optimizer
-        self.train_step = make_train_step(self.model, optimizer)
-        self.eval_step = make_eval_step(self.model)
-        self.ckpt = Checkpoints(paths.checkpoints, cfg.train.max_to_keep, reporter.message)
+        self.dp = dp
+        self.train_step = make_train_step(self.model, optimizer, dp)
+        self.eval_step = make_eval_step(self.model, dp)
+        self.ckpt = Checkpoints(paths.checkpoints, cfg.train.max_to_keep, reporter.message) if dp.primary else None
         self.log = rundir.MetricsLog(paths.metrics)
         self.best: float | None = None
         self.last_saved = 0
 
+    def batch(self, step: int) -> Any:
+        """Step `step`'s batch as global arrays; this process reads only its own rows."""
+        return self.dp.shard_batch(to_batch(self.stream.batch(step, self.dp.part)))
+
     def initial_state(self, resuming: bool) -> tuple[Any, int | None]:
+        """The replicated state to start from: fresh from the seed, or process 0's newest readable checkpoint."""
         from pointset_cli.training.state import init_state
 
-        state = init_state(self.model, self.optimizer, self.cfg.train.seed, to_batch(self.stream.batch(0)))
-        if not resuming:
-            return state, None
-        restored = self.ckpt.restore_latest(state)
-        if restored is None:
+        fresh = init_state(self.model, self.optimizer, self.cfg.train.seed, to_batch(self.stream.batch(0)))
+        state = self.dp.to_host(fresh)
+        restored = self.ckpt.restore_latest(state) if resuming and self.dp.primary else None
+        if resuming and self.dp.primary and restored is None:
             self.reporter.message("no checkpoint to resume from; starting at step 0")
-            return state, None
-        self.last_saved = int(restored.step)
+        state = self.dp.from_primary(state if restored is None else restored)
+        if int(state.step) == 0:
+            return self.dp.replicate(state), None
+        self.last_saved = int(state.step)
         best = [r["val_loss"] for r in self.log.read() if "val_loss" in r and r["step"] <= self.last_saved]
         self.best = min(best) if best else None
-        return restored, self.last_saved
+        return self.dp.replicate(state), self.last_saved
+
+    def save_latest(self, step: int, state: Any) -> None:
+        if self.ckpt is not None:
+            self.ckpt.save_latest(step, self.dp.to_host(state))
+        self.last_saved = step
 
     def write_records(self, step: int) -> None:
         config_mod.save(self.cfg, self.paths.config)
@@ -192,12 +205,12 @@ class _Session:
         self.reporter.start(self.total, step)
         pending: list[dict[str, Any]] = []
         start, log_start, log_step = time.perf_counter(), time.perf_counter(), step
-        batch = to_batch(self.stream.batch(step)) if step < self.total else None
+        batch = self.batch(step) if step < self.total else None
         with _catch_signals() as signals:
             while step < self.total:
                 new_state, metrics = self.train_step(state, batch)
                 # Read the next batch from disk while the step computes (JAX dispatches asynchronously).
-                batch = to_batch(self.stream.batch(step + 1)) if step + 1 < self.total else None
+                batch = self.batch(step + 1) if step + 1 < self.total else None
                 loss = float(metrics["loss"])
                 if not math.isfinite(loss):
                     raise PointsetError(
@@ -211,16 +224,21 @@ class _Session:
                     row = {"step": step, "time": round(now - start, 3), "lr": float(self.schedule(step - 1)),
                            "steps_per_s": round((step - log_step) / max(now - log_start, 1e-9), 3),
                            **_mean_metrics(pending)}
-                    self.log.append(row)
+                    if self.dp.primary:
+                        self.log.append(row)
                     pending, log_start, log_step = [], now, step
+                    # Processes agree on a stop at log steps only: a collective every step would cost.
+                    stop = self.dp.any_process(bool(signals))
+                else:
+                    stop = bool(signals) and self.dp.n_processes == 1
                 if step % self.cfg.train.eval_every == 0 or step == self.total:
                     self.evaluate(state, step)
-                if step % self.cfg.train.checkpoint_every == 0 or step == self.total or signals:
-                    self.ckpt.save_latest(step, state)
-                    self.last_saved = step
-                if signals:
-                    self.ckpt.wait()
-                    raise TrainInterrupted(signals[0], step, self.paths.root)
+                if step % self.cfg.train.checkpoint_every == 0 or step == self.total or stop:
+                    self.save_latest(step, state)
+                if stop:
+                    if self.ckpt is not None:
+                        self.ckpt.wait()
+                    raise TrainInterrupted(signals[0] if signals else signal.SIGTERM, step, self.paths.root)
         return state
 
     def evaluate(self, state: Any, step: int) -> None:
@@ -228,25 +246,29 @@ class _Session:
 
         from pointset_cli.render import render_loss_curve
 
+        if not len(self.val_idx):  # a dataset without val/test sets: nothing to score
+            return
         key = jax.random.PRNGKey(self.cfg.train.seed + 1)
         totals: dict[str, float] = {}
         count = 0
-        for batch, n_real in fixed_batches(self.ds, self.val_idx, self.stream.batch_size):
-            metrics = jax.device_get(self.eval_step(state.params, to_batch(batch), key))
+        for batch, n_real in fixed_batches(self.ds, self.val_idx, self.stream.batch_size, self.dp.part):
+            metrics = self.dp.to_host(self.eval_step(state.params, self.dp.shard_batch(to_batch(batch)), key))
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * n_real
             count += n_real
         row = {"step": step, **{f"val_{k}": v / count for k, v in totals.items()}}
-        self.log.append(row)
         if math.isfinite(row["val_loss"]) and (self.best is None or row["val_loss"] < self.best):
             self.best = row["val_loss"]
-            self.ckpt.save_best(step, state, row["val_loss"])
-        render_loss_curve(self.log.read(), self.paths.loss_curve)
+            if self.ckpt is not None:
+                self.ckpt.save_best(step, self.dp.to_host(state), row["val_loss"])
+        if self.dp.primary:
+            self.log.append(row)
+            render_loss_curve(self.log.read(), self.paths.loss_curve)
 
     def fit_prior(self) -> Path | None:
         """l-GMM on the training embeddings of the checkpoint that sampling uses (best, else latest)."""
-        if self.cfg.model.task != "autoencode":
-            return None
+        if self.cfg.model.task != "autoencode" or self.model.sample is not None:
+            return None  # conditional runs decode labels; density and GAN models sample directly
         from pointset_cli.checkpoint import load_params
         from pointset_cli.generate import fit_gmm, save_prior
 
@@ -275,25 +297,37 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    devices: int | None = None,
 ) -> TrainResult:
-    """Train `cfg` into `run_dir` (new, --resume to continue it, --overwrite to replace it)."""
+    """Train `cfg` into `run_dir` (new, --resume to continue it, --overwrite to replace it).
+
+    `devices`: how many devices the batch is split over (None: all, across every process).
+    """
+    import jax
+
     from pointset_cli.data.schema import SetDataset
+    from pointset_cli.training.parallel import DataParallel
 
     reporter = reporter or StderrReporter()
     paths = rundir.RunPaths(Path(run_dir))
-    resuming = rundir.check_new_or_resume(paths, resume, overwrite)
+    primary = jax.process_index() == 0
+    resuming = rundir.check_new_or_resume(paths, resume, overwrite) if primary else resume
     if not cfg.data.path:
         raise PointsetError("no dataset: give DATA.h5 (or data.path in the config)")
-    with rundir.run_lock(paths):
-        if paths.root.exists() and overwrite:
-            rundir.clear(paths)
+    with rundir.run_lock(paths, reporter.message) if primary else contextlib.nullcontext():
         with SetDataset(Path(cfg.data.path)) as ds:
-            session = _Session(cfg, paths, ds, reporter)
+            batch_size = min(cfg.data.batch_size, len(ds.indices("train")))
+            dp = DataParallel(devices, batch_size)
+            if primary and paths.root.exists() and overwrite:
+                rundir.clear(paths)
+            session = _Session(cfg, paths, ds, reporter, dp)
             try:
                 state, resumed_from = session.initial_state(resuming)
-                session.write_records(int(state.step))
+                if primary:
+                    session.write_records(int(state.step))
                 state = session.run(state)
             finally:
-                session.ckpt.close()
-            prior = session.fit_prior()
+                if session.ckpt is not None:
+                    session.ckpt.close()
+            prior = session.fit_prior() if primary else None
     return TrainResult(paths.root, int(state.step), session.total, resumed_from, session.best, prior, state)

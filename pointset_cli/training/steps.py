@@ -11,8 +11,22 @@ import optax
 from pointset_cli.training.state import TrainState
 
 
-def make_train_step(model: Any, optimizer: optax.GradientTransformation) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
-    """One optimiser step on `model.loss`; metrics are the loss, the model's own terms and the grad norm."""
+def _jit(fn: Callable, dp: Any, n_after_batch: int = 0) -> Callable:
+    """jit of `fn(state_or_params, batch, *rest)`: the batch split over `dp`'s mesh, all else replicated."""
+    if dp is None:
+        return jax.jit(fn)
+    rest = (dp.replicated,) * n_after_batch
+    return jax.jit(fn, in_shardings=(dp.replicated, dp.batch_sharding, *rest), out_shardings=dp.replicated)
+
+
+def make_train_step(
+    model: Any, optimizer: optax.GradientTransformation, dp: Any = None
+) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+    """One optimiser step on `model.loss`; metrics are the loss, the model's own terms and the grad norm.
+
+    With `dp` (training.parallel.DataParallel) the batch [B, ...] is split over its devices; the
+    loss is still the mean over the whole batch, so the step equals the one-device step up to rounding.
+    """
 
     def train_step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
         rng, key = jax.random.split(state.rng)
@@ -22,14 +36,14 @@ def make_train_step(model: Any, optimizer: optax.GradientTransformation) -> Call
         metrics = {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
         return TrainState(params, opt_state, rng, state.step + 1), metrics
 
-    return jax.jit(train_step)
+    return _jit(train_step, dp)
 
 
-def make_eval_step(model: Any) -> Callable[[Any, Any, jax.Array], dict]:
-    """`(params, batch, key) -> metrics` of `model.loss` without gradients."""
+def make_eval_step(model: Any, dp: Any = None) -> Callable[[Any, Any, jax.Array], dict]:
+    """`(params, batch, key) -> metrics` of `model.loss` without gradients (batch split as in training)."""
 
     def eval_step(params: Any, batch: Any, key: jax.Array) -> dict:
         loss, aux = model.loss(params, key, batch)
         return {"loss": loss, **aux}
 
-    return jax.jit(eval_step)
+    return _jit(eval_step, dp, n_after_batch=1)

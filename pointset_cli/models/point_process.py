@@ -1,0 +1,234 @@
+"""Sets as finite point processes: the density of a set and its size distribution.
+
+The density of an unordered set X = {x_1..x_k} (Vu et al., "Model-Based Multiple Instance
+Learning") is
+
+    p(X, k) = p_c(k) * k! * U^k * f_k(x_1, ..., x_k)
+
+with p_c the size distribution, k! the orderings of the points, U a unit volume that makes
+densities of sets of different sizes comparable, and f_k an order-invariant density on R^{kD}.
+It is a density with respect to the reference measure sum_k 1/(k! U^k) dx_1..dx_k, so integrating
+p(X, k) / (k! U^k) over R^{kD} gives back p_c(k).
+
+Shapes: B batch, N points per set (padded), D point dimension, C size classes (0..n_max).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pointset_cli.errors import UsageError
+from pointset_cli.models.layers import sizes_mask
+
+
+class SetLogDensity(NamedTuple):
+    """The two terms of log p(X, k), per set: size + points = total."""
+
+    size: jax.Array  # [B] log p_c(k)
+    points: jax.Array  # [B] log k! + k log U + log f_k(X)
+    k: jax.Array  # [B] float, the set sizes
+
+    @property
+    def total(self) -> jax.Array:
+        return self.size + self.points
+
+
+def log_factorial(k: jax.Array) -> jax.Array:
+    """log k! for (integer-valued) k of any shape."""
+    return jax.scipy.special.gammaln(jnp.asarray(k, jnp.float32) + 1.0)
+
+
+def set_log_density(
+    log_pc: jax.Array, log_fk: jax.Array, mask: jax.Array, unit_volume: float
+) -> SetLogDensity:
+    """Assemble log p(X, k) from log p_c(k) [B] and log f_k(X) [B]; `mask` [B, N] gives k."""
+    k = jnp.sum(mask, axis=-1).astype(jnp.float32)
+    points = log_factorial(k) + k * math.log(unit_volume) + log_fk
+    return SetLogDensity(size=log_pc, points=points, k=k)
+
+
+def nll_metrics(terms: SetLogDensity, unit_volume: float) -> dict[str, jax.Array]:
+    """Mean NLL per set in nats (total, size term, point term) and bits per point.
+
+    bits_per_point is the point term summed over sets divided by the number of points, in bits:
+    it ignores the size term so sets of different sizes weigh by their point count.
+    """
+    n_points = jnp.maximum(jnp.sum(terms.k), 1.0)
+    return {
+        "nll": -jnp.mean(terms.total),
+        "size_nll": -jnp.mean(terms.size),
+        "point_nll": -jnp.mean(terms.points),
+        "bits_per_point": -jnp.sum(terms.points) / (n_points * math.log(2.0)),
+        "unit_volume": jnp.asarray(unit_volume, jnp.float32),
+    }
+
+
+def box_volume(points: jax.Array, mask: jax.Array) -> float:
+    """Volume of the axis-aligned bounding box of all real points in [B, N, D] (the default U)."""
+    pts = np.asarray(points)[np.asarray(mask, bool)]
+    if pts.size == 0:
+        return 1.0
+    return float(np.prod(np.maximum(pts.max(0) - pts.min(0), 1e-6)))
+
+
+def poisson_log_pmf(k: jax.Array, rate: jax.Array) -> jax.Array:
+    """log Poisson(k; rate), elementwise."""
+    return k * jnp.log(rate) - rate - log_factorial(k)
+
+
+class Cardinality(hk.Module):
+    """p_c(k) over k = 0..n_max: a categorical (or a Poisson), one per class when conditional.
+
+    `kind="categorical"` learns C = n_max + 1 logits; `kind="poisson"` learns one log rate and
+    returns the Poisson log pmf truncated to 0..n_max and renormalised, so both are proper
+    distributions over the sizes a padded batch can hold. Given the first batch's `mask` at init,
+    they start at its size histogram (or mean size) instead of uniform: with a few hundred sizes
+    (ModelNet's fixed 1,024) a uniform start costs many steps of an otherwise solved problem.
+    """
+
+    def __init__(self, n_max: int, n_classes: int = 0, kind: str = "categorical", name=None):
+        super().__init__(name=name)
+        self.n_max = n_max
+        self.n_classes = n_classes
+        self.kind = kind
+
+    def __call__(self, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """labels [B] int (mask [B, N] of the init batch, optional) -> log p_c [B, C] (normalised)."""
+        rows = max(self.n_classes, 1)
+        k = None if mask is None else jnp.sum(mask, axis=-1)  # [B]
+        idx = labels if self.n_classes > 0 else jnp.zeros_like(labels)
+        if self.kind == "poisson":
+            log_rate = hk.get_parameter(
+                "log_rate", [rows], init=lambda s, d: jnp.full(s, jnp.log(self._mean_size(k)), d)
+            )
+            ks = jnp.arange(self.n_max + 1, dtype=jnp.float32)
+            logits = poisson_log_pmf(ks[None, :], jnp.exp(log_rate)[idx][:, None])  # [B, C]
+        else:
+            table = hk.get_parameter("logits", [rows, self.n_max + 1], init=lambda s, d: self._histogram(k, s, d))
+            logits = table[idx]  # [B, C]
+        return jax.nn.log_softmax(logits, axis=-1)
+
+    def _mean_size(self, k):
+        return max(self.n_max / 2, 1.0) if k is None else jnp.maximum(jnp.mean(k.astype(jnp.float32)), 0.5)
+
+    def _histogram(self, k, shape, dtype):
+        if k is None:
+            return jnp.zeros(shape, dtype)
+        counts = jnp.zeros(shape[-1]).at[k].add(1.0)  # [C]
+        return jnp.broadcast_to(jnp.log(counts + 0.5), shape).astype(dtype)  # +0.5: unseen sizes stay possible
+
+
+def cardinality_log_prob(log_pc: jax.Array, mask: jax.Array) -> jax.Array:
+    """log p_c(k) [B] of each set's size k = sum(mask), from log p_c [B, C]."""
+    k = jnp.sum(mask, axis=-1)
+    return jnp.take_along_axis(log_pc, k[:, None], axis=-1)[:, 0]
+
+
+def sample_sizes(rng: jax.Array, log_pc: jax.Array) -> jax.Array:
+    """Draw k [B] int32 from log p_c [B, C]."""
+    return jax.random.categorical(rng, log_pc, axis=-1).astype(jnp.int32)
+
+
+def gaussian_log_prob(z: jax.Array, mask: jax.Array) -> jax.Array:
+    """Sum over real points of log N(z; 0, I): z [B, N, D], mask [B, N] -> [B]."""
+    per_point = -0.5 * jnp.sum(z**2, axis=-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+    return jnp.sum(jnp.where(mask, per_point, 0.0), axis=-1)
+
+
+class PointDensity(Protocol):
+    """A haiku module giving an order-invariant density f_k over the real points of each set."""
+
+    def log_prob(self, x: jax.Array, mask: jax.Array, labels: jax.Array) -> jax.Array:
+        """x [B, N, D], mask [B, N], labels [B] -> log f_k(X) [B]; padding never matters."""
+
+    def sample(self, mask: jax.Array, labels: jax.Array) -> jax.Array:
+        """mask [B, N], labels [B] -> x [B, N, D] drawn from f_k (padding zero); uses hk.next_rng_key."""
+
+
+def latent_free_model(config: Any, data: Any, init, loss, sample, log_prob=None) -> Any:
+    """A SetModel without a latent: encode / decode / reconstruct raise a UsageError naming it."""
+    from pointset_cli.models import SetModel
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise UsageError(
+            f"model '{config.name}' has no latent: it cannot encode, decode or reconstruct "
+            "(use sample, or the NLL from eval)"
+        )
+
+    return SetModel(
+        config=config, data=data, init=init, loss=loss, encode=refuse, decode=refuse, reconstruct=refuse,
+        sample=sample, log_prob=log_prob, cardinality="size",
+    )
+
+
+def labels_or_uniform(rng: jax.Array, n: int, labels: Any, n_classes: int) -> jax.Array:
+    """The given labels [n], or n labels drawn uniformly over the classes (all 0 when unconditional)."""
+    if labels is None:
+        return jax.random.randint(rng, (n,), 0, max(n_classes, 1))
+    return jnp.asarray(labels, jnp.int32)
+
+
+def density_set_model(
+    config: Any,
+    data: Any,
+    options: Any,
+    make_density: Callable[[int], PointDensity],
+) -> Any:
+    """A SetModel for p(X, k) = p_c(k) k! U^k f_k(X) with f_k from `make_density(n_classes)`.
+
+    `options` (the model's frozen config) gives `cardinality` and `unit_volume`; the model is
+    conditional on the class label when config.task is "conditional".
+
+    loss = mean NLL per set in nats (metrics nll, size_nll, point_nll, bits_per_point,
+    unit_volume); log_prob [B] = log p(X, k) with the model's U; sample draws labels uniformly
+    when the model is conditional and none are given, then k ~ p_c, then the points.
+    encode / decode / reconstruct raise UsageError: there is no latent.
+    """
+    n_classes = data.n_classes if config.task == "conditional" else 0
+    unit_volume = options.unit_volume
+
+    def functions():
+        density = make_density(n_classes)
+        sizes = Cardinality(data.n_max, n_classes, options.cardinality)
+
+        def terms(points, mask, labels):
+            log_pc = cardinality_log_prob(sizes(labels, mask), mask)
+            return set_log_density(log_pc, density.log_prob(points, mask, labels), mask, unit_volume)
+
+        def draw(labels):
+            k = sample_sizes(hk.next_rng_key(), sizes(labels))
+            mask = sizes_mask(k, data.n_max)
+            return density.sample(mask, labels), mask
+
+        def init(points, mask, labels):
+            terms(points, mask, labels)
+            return draw(labels)
+
+        return init, (terms, draw)
+
+    fns = hk.multi_transform(functions)
+    terms_fn, draw_fn = fns.apply
+
+    def init(rng, batch):
+        return fns.init(rng, batch.points, batch.mask, batch.labels)
+
+    def log_prob(params, batch):
+        return terms_fn(params, None, batch.points, batch.mask, batch.labels).total
+
+    def loss(params, rng, batch):
+        del rng  # maximum likelihood is deterministic
+        metrics = nll_metrics(terms_fn(params, None, batch.points, batch.mask, batch.labels), unit_volume)
+        return metrics["nll"], metrics
+
+    def sample(params, rng, n, labels=None):
+        label_rng, rng = jax.random.split(rng)
+        return draw_fn(params, rng, labels_or_uniform(label_rng, n, labels, n_classes))
+
+    return latent_free_model(config, data, init, loss, sample, log_prob)
