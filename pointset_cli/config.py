@@ -144,10 +144,12 @@ def _fields(cls: type) -> dict[str, Any]:
 def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     """Build dataclass `cls` from a (nested) mapping; unknown keys raise UsageError naming the valid ones."""
     fields = _fields(cls)
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((str(k) for k in data if k not in fields))
     if unknown:
-        raise UsageError(
-            f"unknown config key {prefix}{unknown[0]} (valid keys: {', '.join(prefix + k for k in fields)})"
+        key = prefix + unknown[0]
+        raise UsageError(  # repr keeps a key with a line break or control character on one line
+            f"unknown config key {key if key.isprintable() else repr(key)} "
+            f"(valid keys: {', '.join(prefix + k for k in fields)})"
         )
     return cls(**{k: _coerce(v, fields[k], prefix + k) for k, v in data.items()})
 
