@@ -4,13 +4,14 @@ Reconstruction (autoencoders): Chamfer and EMD between each set and its reconstr
 set's own size, and the cardinality accuracy of the sizes the model predicts by itself.
 Generation: as many generated sets as reference sets in the split (conditional models get the
 references' labels), MMD / COV / 1-NNA (CD and EMD) and JSD; beside them the "oracle" row:
-the same metrics for training sets used as if they were the samples. Everything is computed
+the same metrics for training sets (of the run's own dataset) used as if they were the samples. Everything is computed
 in the dataset's normalised units. EMD needs equal sizes: with variable-size sets the EMD
 columns are left out (and `notes` says so).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,28 +42,44 @@ def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int) -> dict[str, A
     return out
 
 
-def _gen_metric_names(*masks: np.ndarray) -> tuple[tuple[str, ...], list[str]]:
-    from pointset_cli.metrics import GENERATION_METRICS
-
+def _gen_metric_names(wanted: tuple[str, ...], *masks: np.ndarray) -> tuple[tuple[str, ...], list[str]]:
     sizes = np.unique(np.concatenate([m.sum(1) for m in masks]))
-    if len(sizes) > 1:
-        names = tuple(m for m in GENERATION_METRICS if not m.endswith("_emd"))
+    if len(sizes) > 1 and any(m.endswith("_emd") for m in wanted):
+        names = tuple(m for m in wanted if not m.endswith("_emd"))
         return names, [f"EMD metrics left out: set sizes vary ({sizes.min()}..{sizes.max()} points)"]
-    return tuple(GENERATION_METRICS), []
+    return wanted, []
 
 
-def generation(run: Any, ds: Any, ref_idx: np.ndarray, seed: int, progress: Progress | None = None) -> dict[str, Any]:
+def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n random training sets of the run's own dataset (what the model learnt from), else of `ds`."""
+    from pointset_cli.data.schema import SetDataset
+
+    own = run.dataset_path
+    with (SetDataset(own) if own.exists() else contextlib.nullcontext(ds)) as source:
+        train_idx = source.indices("train")
+        if len(train_idx) == 0:
+            train_idx = ds.indices("train")
+            source = ds
+        if len(train_idx) == 0:
+            raise UsageError("no training sets for the oracle row: neither the run's dataset nor this one has a "
+                             "train split", own)
+        rng = np.random.default_rng(seed)
+        oracle_idx = np.sort(rng.choice(train_idx, min(len(train_idx), n), replace=False))
+        points, mask, _ = _read_split(source, oracle_idx)
+    return points, mask
+
+
+def generation(run: Any, ds: Any, ref_idx: np.ndarray, seed: int, progress: Progress | None = None,
+               metrics_wanted: tuple[str, ...] | None = None) -> dict[str, Any]:
     from pointset_cli import metrics
     from pointset_cli.generate import sample_sets
 
     refs, ref_mask, ref_labels = _read_split(ds, ref_idx)
     conditional = run.config.model.task == "conditional"
     samples, sample_mask, _ = sample_sets(run, len(ref_idx), seed=seed, labels=ref_labels if conditional else None)
-    train_idx = ds.indices("train")
-    rng = np.random.default_rng(seed)
-    oracle_idx = np.sort(rng.choice(train_idx, min(len(train_idx), len(ref_idx)), replace=False))
-    oracle, oracle_mask, _ = _read_split(ds, oracle_idx)
-    names, notes = _gen_metric_names(ref_mask, sample_mask, oracle_mask)
+    oracle, oracle_mask = _oracle_sets(run, ds, len(ref_idx), seed)
+    names, notes = _gen_metric_names(tuple(metrics_wanted or metrics.GENERATION_METRICS), ref_mask, sample_mask,
+                                     oracle_mask)
     rows = {}
     for row, (s, m) in (("model", (samples, sample_mask)), ("oracle", (oracle, oracle_mask))):
         rows[row] = metrics.generation_metrics(s, refs, sample_mask=m, ref_mask=ref_mask, metrics=names,
@@ -78,10 +95,12 @@ def evaluate_run(
     seed: int = 0,
     max_sets: int | None = None,
     progress: Progress | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Score a TrainedRun on `split` of `data_path` (default: the run's own dataset).
 
-    `max_sets` scores a random subset (drawn with `seed`) of the split instead of all of it.
+    `max_sets` scores a random subset (drawn with `seed`) of the split instead of all of it;
+    `metrics` chooses the generation metrics (default: all of metrics.GENERATION_METRICS).
 
     Returns {"run", "dataset", "split", "step", "normalization", "reconstruction"?, "generation"?,
     "likelihood"?}; under what="all" reconstruction is skipped for runs without an encoder-decoder
@@ -112,7 +131,7 @@ def evaluate_run(
         if what in ("recon", "all") and autoencoder:
             out["reconstruction"] = reconstruction(run, ds, idx, seed)
         if what in ("gen", "all"):
-            out["generation"] = generation(run, ds, idx, seed, progress)
+            out["generation"] = generation(run, ds, idx, seed, progress, metrics)
     if what in ("nll", "all") and has_density:
         from pointset_cli.likelihood import dataset_nll
 

@@ -10,7 +10,7 @@ RECON_UNITS = {"cd": ("CD (x10^3)", 1e3), "emd": ("EMD (x10^2)", 1e2), "cardinal
 
 
 def eval_run(run: Path, data: Path | None, split: str, what: str, seed: int, max_sets: int | None,
-             fmt: OutputFormat, quiet: bool) -> None:
+             fmt: OutputFormat, quiet: bool, metrics: tuple[str, ...] | None = None) -> None:
     from pointset_cli import rundir
     from pointset_cli.cli.sample import load
     from pointset_cli.evaluation import evaluate_run
@@ -18,7 +18,7 @@ def eval_run(run: Path, data: Path | None, split: str, what: str, seed: int, max
     trained = load(run)
     with make_progress(quiet) as bar:
         task = bar.add_task("distances", total=None, status="")
-        result = evaluate_run(trained, data, split, what, seed, max_sets,
+        result = evaluate_run(trained, data, split, what, seed, max_sets, metrics=metrics,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     rundir.write_json(trained.paths.eval_json, result)
     if fmt == OutputFormat.json:

@@ -50,13 +50,14 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FormatOption,
         quiet: bool = QuietOption,
     ) -> None:
+        chosen = _parse_metrics(metrics)
         if run is not None:
             from pointset_cli.cli._eval_run import eval_run
 
-            return eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet)
+            return eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet,
+                            chosen)
         if samples is None or refs is None:
             raise UsageError("give both --samples PATH and --refs PATH")
-        chosen = _parse_metrics(metrics)
         result = _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet)
         if fmt == OutputFormat.json:
             print_json(result)

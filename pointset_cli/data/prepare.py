@@ -227,8 +227,8 @@ def _check_options(opts: PrepareOptions) -> None:
     if not 0 <= opts.threshold <= 255:
         raise UsageError(f"--threshold must lie in 0..255, got {opts.threshold}")
     fractions = (opts.val_fraction, opts.test_fraction)
-    if min(fractions) < 0 or sum(fractions) >= 1:
-        raise UsageError("--val-fraction and --test-fraction must be >= 0 and sum to less than 1")
+    if min(fractions) < 0 or sum(fractions) > 1:
+        raise UsageError("--val-fraction and --test-fraction must be >= 0 and sum to at most 1")
     if opts.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {opts.workers}")
 

@@ -76,6 +76,9 @@ class SoftSetEncoder(hk.Module):
     def __call__(self, points, presence):
         x = jnp.concatenate([points, presence[..., None]], axis=-1)  # [B, S, D + 1]
         features = mlp((*self.hidden, self.latent_dim), name="phi")(x) * presence[..., None]  # [B, S, K]
+        # Divided by S as the paper's FSEncoder: FSPool sums over the slots, and without this g and
+        # its gradient grow with S, so the inner descent diverges (outer gradient norms ~1e7).
+        features = features / presence.shape[1]
         valid = jnp.ones(presence.shape, bool)
         return FSPool(self.pieces)(features, valid, jnp.sum(presence, axis=1))  # [B, K]
 

@@ -70,6 +70,9 @@ def test_fractions_and_layout_switch(cli, tmp_path):
     report = run_json(cli, [SUBSET, "-o", tmp_path / "g.h5", "--points", "32", "--split-from-layout",
                             "--val-fraction", "0.5"])
     assert report["splits"] == {"train": 180, "val": 0, "test": 60}  # every set has a layout split
+    report = run_json(cli, [SUBSET, "-o", tmp_path / "t.h5", "--points", "32", "--no-split-from-layout",
+                            "--test-fraction", "1"])  # a held-out file: every set is test
+    assert report["splits"] == {"train": 0, "val": 0, "test": 240}
 
 
 def test_glob_is_expanded(cli, tmp_path):

@@ -1,0 +1,278 @@
+"""Quality on real data through the command line: each model trained with the same budget, then scored.
+
+    python bench/quality.py mnist      # mlp rnn dspn tspn slot queries on MNIST sets: test CD, size accuracy
+    python bench/quality.py modelnet   # ModelNet10 autoencoder (recon CD/EMD) + chair generation vs oracle
+
+Everything goes through `pointset prepare | train | eval | sample` (the commands are printed and stored
+with the figures), in a work folder (default bench/work/, reused: finished runs are not retrained and an
+interrupted one resumes). Two jobs run at once, each pinned to one core with single-threaded XLA and
+numba, which gets more steps per second out of 2 cores than one job on both.
+
+Writes bench/results/quality_<suite>.json (figures, commands, wall times) and PNG renders
+bench/results/quality_<suite>_<run>.png; prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+PS = str(Path(sys.executable).with_name("pointset"))
+MODELNET = DATA / "modelnet10_pcd1024" / "ModelNet10" / "pcd"
+
+
+@dataclass
+class Job:
+    """One run: train (resuming if interrupted), then the eval/sample commands; `cost` orders the queue."""
+
+    name: str
+    train: list[str]
+    after: list[list[str]]
+    cost: float
+    run: str = ""  # folder under work/runs (default: name)
+
+
+def run(cmd: list[str], env: dict | None = None, stdout=None) -> subprocess.CompletedProcess:
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, env=env, stdout=stdout, check=True, text=True)
+
+
+def pinned_env() -> dict:
+    env = dict(os.environ)
+    env.update(XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return env
+
+
+def execute(job: Job, core: int, work: Path) -> dict:
+    """Train (or resume) and run the follow-up commands; returns {eval json..., walls}."""
+    env = pinned_env()
+    taskset = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
+    run_dir = work / "runs" / (job.run or job.name)
+    done = run_dir / f"bench_{job.name}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    start = time.time()
+    if job.train:
+        resume = ["--resume"] if run_dir.exists() else []
+        run([*taskset, *job.train, "--run-dir", str(run_dir), "-q", *resume], env=env)
+    train_s = time.time() - start
+    outputs = []
+    for cmd in job.after:
+        t = time.time()
+        proc = run([*taskset, *cmd], env=env, stdout=subprocess.PIPE)
+        outputs.append({"cmd": " ".join(cmd), "wall_s": round(time.time() - t, 1),
+                        "json": json.loads(proc.stdout) if "--format" in cmd else None})
+    result = {"name": job.name, "train_cmd": " ".join(job.train), "train_wall_s": round(train_s, 1),
+              "steps_per_s": _steps_per_s(run_dir), "outputs": outputs}
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _steps_per_s(run_dir: Path) -> float | None:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s")]
+    return round(sorted(rates)[len(rates) // 2], 3) if rates else None
+
+
+def run_all(jobs: list[Job], work: Path, cores: list[int]) -> list[dict]:
+    todo: queue.Queue[Job] = queue.Queue()
+    for job in sorted(jobs, key=lambda j: -j.cost):
+        todo.put(job)
+    results, errors = {}, []
+
+    def worker(core: int) -> None:
+        while True:
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[job.name] = execute(job, core, work)
+            except subprocess.CalledProcessError as exc:
+                errors.append(f"{job.name}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in cores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        sys.exit("failed: " + "; ".join(errors))
+    return [results[j.name] for j in jobs]
+
+
+def prepare(work: Path, out: str, args: list[str]) -> Path:
+    path = work / out
+    if not path.exists():
+        run([PS, "prepare", *args, "-o", str(path), "-q"])
+    return path
+
+
+# Relative step costs (seconds per step at B=32 on one core, measured by bench/models.py).
+MNIST_COST = {"mlp": 0.05, "rnn": 0.5, "dspn": 3.6, "tspn": 0.75, "slot": 0.95, "queries": 1.3}
+
+
+def mnist_data(work: Path) -> tuple[Path, Path]:
+    """Train on the 5,000 shared digits (10% val), test on the bundled MNIST test set (10,000 digits)."""
+    train = prepare(work, "mnist5k.h5", [str(DATA / "mnist5k_train"), "--val-fraction", "0.1"])
+    test = prepare(work, "mnist_test.h5", [str(ROOT / "data" / "mnist_t10k"), "--test-fraction", "1.0"])
+    return train, test
+
+
+def render_cmd(work: Path, name: str, *source: str) -> list[str]:
+    """`pointset sample` 16 sets (or reconstructions with `--reconstruct DATA --split test`) into a PNG grid."""
+    return [PS, "sample", str(work / "runs" / name), *source, "-n", "16", "--seed", "0",
+            "--out", str(work / "renders" / name), "--render", str(work / f"{name}.png"), "--force", "-q"]
+
+
+def eval_cmd(work: Path, name: str, *args: str) -> list[str]:
+    return [PS, "eval", str(work / "runs" / name), *args, "--format", "json", "-q"]
+
+
+def mnist_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+    train, test = mnist_data(work)
+    jobs = []
+    for model in models:
+        name = f"mnist_{model}"
+        jobs.append(Job(
+            name,
+            [PS, "train", str(train), "--model", model, "--steps", str(steps), "--batch-size", "32",
+             "--eval-every", str(max(steps // 4, 1)), "--seed", "0"],
+            [eval_cmd(work, name, str(test), "--split", "test", "--what", "recon", "--max-sets", "1000"),
+             render_cmd(work, name, "--reconstruct", str(test), "--split", "test")],
+            MNIST_COST.get(model, 1.0) * steps,
+        ))
+    return jobs
+
+
+# Options and peak learning rates of the likelihood models (`--set model.decoder_options.KEY=VALUE`).
+DENSITY = {
+    "poisson": ({"components": 32}, 3e-2, 0.05),
+    "setflow": ({"steps": 4, "hidden": 32}, 2e-3, 1.0),
+    "gast": ({"hidden": 32, "critic_blocks": 1}, 1e-3, 1.0),
+}
+GEN_CD = "mmd_cd,cov_cd,nna_cd,jsd"
+
+
+def likelihood_jobs(work: Path, steps: int, ae_run: str | None) -> list[Job]:
+    """poisson / setflow / gast on MNIST sets and ModelNet10 chairs (256 points); NLL + generation metrics."""
+    train, test = mnist_data(work)
+    chair = prepare(work, "chair256.h5", [str(MODELNET / "chair"), "--points", "256", "--normalize", "sphere",
+                                          "--val-fraction", "0.05"])
+    jobs = []
+    for data, path, evaluate in (("mnist", train, [str(test), "--max-sets", "500"]), ("chair", chair, [])):
+        for model, (options, lr, cost) in DENSITY.items():
+            if data == "chair" and model == "gast":
+                continue
+            name = f"{data}_{model}"
+            sets = [a for k, v in options.items() for a in ("--set", f"model.decoder_options.{k}={v}")]
+            jobs.append(Job(
+                name,
+                [PS, "train", str(path), "--model", model, "--steps", str(steps), "--batch-size", "32", "--lr",
+                 str(lr), "--eval-every", str(max(steps // 4, 1)), "--seed", "0", *sets],
+                [eval_cmd(work, name, *evaluate, "--split", "test", "--what", "all", "--metrics", GEN_CD),
+                 render_cmd(work, name)],
+                cost * steps * (1 if data == "mnist" else 1.5),
+            ))
+    if ae_run:  # the best autoencoder of the MNIST suite, sampled from its l-GMM prior, on the same references
+        run = Path(ae_run).name
+        jobs.append(Job(f"{run}_gen", [], [eval_cmd(work, run, str(test), "--max-sets", "500", "--split", "test",
+                                                    "--what", "gen", "--metrics", GEN_CD)], 0.0, run))
+    return jobs
+
+
+def modelnet_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+    allcls = prepare(work, "modelnet10.h5", [str(MODELNET), "--normalize", "sphere", "--val-fraction", "0.05"])
+    chair = prepare(work, "chair.h5", [str(MODELNET / "chair"), "--normalize", "sphere", "--val-fraction", "0.05"])
+    jobs = []
+    for model in models:
+        common = ["--model", model, "--steps", str(steps), "--batch-size", "32", "--eval-every",
+                  str(max(steps // 4, 1)), "--seed", "0"]
+        name = f"modelnet10_{model}"
+        jobs.append(Job(
+            name, [PS, "train", str(allcls), *common],
+            [eval_cmd(work, name, "--split", "test", "--what", "recon"),
+             render_cmd(work, name, "--reconstruct", str(allcls), "--split", "test")],
+            steps * 2.0,
+        ))
+        name = f"chair_{model}"
+        jobs.append(Job(
+            name, [PS, "train", str(chair), *common],
+            [eval_cmd(work, name, "--split", "test", "--what", "gen", "--metrics", GEN_CD),
+             eval_cmd(work, name, "--split", "test", "--what", "gen", "--max-sets", "32", "--metrics",
+                      "mmd_emd,cov_emd,nna_emd"),
+             render_cmd(work, name)],
+            steps * 1.0,
+        ))
+    return jobs
+
+
+def table(results: list[dict]) -> list[str]:
+    lines = ["| run | steps/s | train wall | figures |", "| --- | --- | --- | --- |"]
+    for r in results:
+        figures = []
+        for out in r["outputs"]:
+            data = out["json"] or {}
+            if "reconstruction" in data:
+                rec = data["reconstruction"]
+                figures.append(f"CD x10^3 {rec['cd'] * 1e3:.2f}, EMD x10^2 {rec['emd'] * 1e2:.2f}, "
+                               f"size acc {rec['cardinality_accuracy'] * 100:.1f}% ({rec['n_sets']} sets)")
+            if "likelihood" in data:
+                nll = data["likelihood"]
+                figures.append(f"NLL {nll['nll']:.1f} nats/set (size {nll['size_nll']:.2f}, points "
+                               f"{nll['point_nll']:.1f}), {nll['bits_per_point']:.3f} bits/point, U={nll['unit_volume']:.3g}")
+            if "generation" in data:
+                gen = data["generation"]
+                figures.append("; ".join(f"{k} {gen['model'][k]:.4g} (oracle {gen['oracle'][k]:.4g})"
+                                         for k in gen["model"] if isinstance(gen["model"][k], float)))
+        lines.append(f"| {r['name']} | {r['steps_per_s']} | {r['train_wall_s']:.0f} s | {' / '.join(figures)} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=["mnist", "modelnet", "likelihood"])
+    parser.add_argument("--steps", type=int, default=None, help="training steps per model (same for all)")
+    parser.add_argument("--models", default=None, help="comma-separated decoders")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
+    parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
+    parser.add_argument("--cores", default="0,1", help="cores to use, one job on each at a time")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.suite == "mnist":
+        models = (args.models or "mlp,rnn,dspn,tspn,slot,queries").split(",")
+        jobs = mnist_jobs(args.work, args.steps or 600, models)
+    elif args.suite == "modelnet":
+        models = (args.models or "mlp").split(",")
+        jobs = modelnet_jobs(args.work, args.steps or 2000, models)
+    else:
+        jobs = likelihood_jobs(args.work, args.steps or 1000, args.ae_run)
+    start = time.time()
+    results = run_all(jobs, args.work, [int(c) for c in args.cores.split(",")])
+    RESULTS.mkdir(exist_ok=True)
+    for r in results:
+        png = args.work / f"{r['name']}.png"
+        if png.exists():
+            shutil.copyfile(png, RESULTS / f"quality_{r['name']}.png")
+    out = RESULTS / f"quality_{args.suite}.json"
+    out.write_text(json.dumps({"suite": args.suite, "wall_s": round(time.time() - start, 1), "runs": results},
+                              indent=1))
+    print("\n".join(table(results)))
+    print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The oracle row of `eval RUN DATA` comes from the run's own training sets, whatever DATA holds."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pointset_cli.data.schema import SetDataset
+from pointset_cli.errors import UsageError
+from pointset_cli.evaluation import _oracle_sets
+from training.tinydata import make_tiny_mnist
+
+
+def _sets(ds: SetDataset, idx) -> set[bytes]:
+    points, mask, _ = ds.read(idx)
+    return _keys(points, mask)
+
+
+def _keys(points, mask) -> set[bytes]:
+    """Each set's real points as bytes (padding dropped), so sets compare across padded widths."""
+    return {np.asarray(p[m], np.float32).tobytes() for p, m in zip(points, mask, strict=True)}
+
+
+def test_oracle_sets_come_from_the_runs_training_split(tmp_path):
+    own = make_tiny_mnist(tmp_path / "own.h5", n=60)
+    held_out = make_tiny_mnist(tmp_path / "held_out.h5", n=24, threshold=100, all_test=True)
+    run = SimpleNamespace(dataset_path=own)
+    with SetDataset(held_out) as ds, SetDataset(own) as train:
+        points, mask = _oracle_sets(run, ds, 8, seed=0)
+        assert points.shape[0] == 8
+        assert _keys(points, mask) <= _sets(train, train.indices("train"))
+        # A run whose dataset has gone: the evaluated file's train split is used, and none at all is an error.
+        moved = SimpleNamespace(dataset_path=tmp_path / "gone.h5")
+        with pytest.raises(UsageError, match="oracle"):
+            _oracle_sets(moved, ds, 8, seed=0)
+        points, mask = _oracle_sets(moved, train, 8, seed=0)
+        assert _keys(points, mask) <= _sets(train, train.indices("train"))
