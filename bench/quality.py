@@ -1,12 +1,15 @@
 """Quality on real data through the command line: each model trained with the same budget, then scored.
 
-    python bench/quality.py mnist      # mlp rnn dspn tspn slot queries on MNIST sets: test CD, size accuracy
-    python bench/quality.py modelnet   # ModelNet10 autoencoder (recon CD/EMD) + chair generation vs oracle
+    python bench/quality.py mnist       # mlp rnn dspn tspn slot queries on MNIST sets: test CD, size accuracy
+    python bench/quality.py modelnet    # ModelNet10 autoencoder (recon CD/EMD) + chair generation vs oracle
+    python bench/quality.py likelihood --ae-run bench/work/runs/mnist_tspn
+                                        # poisson / setflow / gast: test NLL + generation metrics vs oracle
 
 Everything goes through `pointset prepare | train | eval | sample` (the commands are printed and stored
 with the figures), in a work folder (default bench/work/, reused: finished runs are not retrained and an
-interrupted one resumes). Two jobs run at once, each pinned to one core with single-threaded XLA and
-numba, which gets more steps per second out of 2 cores than one job on both.
+interrupted one resumes). `--jobs` runs that many at once (default 2: more steps per second out of
+2 cores than one job on both). Jobs are not pinned to a core: with one XLA thread the Chamfer
+kernel's host callback deadlocks, so pointset then falls back to its pure-JAX search.
 
 Writes bench/results/quality_<suite>.json (figures, commands, wall times) and PNG renders
 bench/results/quality_<suite>_<run>.png; prints a table.
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import shutil
 import subprocess
@@ -49,17 +51,8 @@ def run(cmd: list[str], env: dict | None = None, stdout=None) -> subprocess.Comp
     return subprocess.run(cmd, env=env, stdout=stdout, check=True, text=True)
 
 
-def pinned_env() -> dict:
-    env = dict(os.environ)
-    env.update(XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return env
-
-
-def execute(job: Job, core: int, work: Path) -> dict:
+def execute(job: Job, work: Path) -> dict:
     """Train (or resume) and run the follow-up commands; returns {eval json..., walls}."""
-    env = pinned_env()
-    taskset = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
     run_dir = work / "runs" / (job.run or job.name)
     done = run_dir / f"bench_{job.name}.json"
     if done.exists():
@@ -67,12 +60,12 @@ def execute(job: Job, core: int, work: Path) -> dict:
     start = time.time()
     if job.train:
         resume = ["--resume"] if run_dir.exists() else []
-        run([*taskset, *job.train, "--run-dir", str(run_dir), "-q", *resume], env=env)
+        run([*job.train, "--run-dir", str(run_dir), "-q", *resume])
     train_s = time.time() - start
     outputs = []
     for cmd in job.after:
         t = time.time()
-        proc = run([*taskset, *cmd], env=env, stdout=subprocess.PIPE)
+        proc = run(cmd, stdout=subprocess.PIPE)
         outputs.append({"cmd": " ".join(cmd), "wall_s": round(time.time() - t, 1),
                         "json": json.loads(proc.stdout) if "--format" in cmd else None})
     result = {"name": job.name, "train_cmd": " ".join(job.train), "train_wall_s": round(train_s, 1),
@@ -87,24 +80,24 @@ def _steps_per_s(run_dir: Path) -> float | None:
     return round(sorted(rates)[len(rates) // 2], 3) if rates else None
 
 
-def run_all(jobs: list[Job], work: Path, cores: list[int]) -> list[dict]:
+def run_all(jobs: list[Job], work: Path, parallel: int) -> list[dict]:
     todo: queue.Queue[Job] = queue.Queue()
     for job in sorted(jobs, key=lambda j: -j.cost):
         todo.put(job)
     results, errors = {}, []
 
-    def worker(core: int) -> None:
+    def worker() -> None:
         while True:
             try:
                 job = todo.get_nowait()
             except queue.Empty:
                 return
             try:
-                results[job.name] = execute(job, core, work)
+                results[job.name] = execute(job, work)
             except subprocess.CalledProcessError as exc:
                 errors.append(f"{job.name}: {exc}")
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in cores]
+    threads = [threading.Thread(target=worker) for _ in range(parallel)]
     for t in threads:
         t.start()
     for t in threads:
@@ -121,7 +114,7 @@ def prepare(work: Path, out: str, args: list[str]) -> Path:
     return path
 
 
-# Relative step costs (seconds per step at B=32 on one core, measured by bench/models.py).
+# Relative step costs (seconds per step at B=32 on one core, measured by bench/models.py): longest first.
 MNIST_COST = {"mlp": 0.05, "rnn": 0.5, "dspn": 3.6, "tspn": 0.75, "slot": 0.95, "queries": 1.3}
 
 
@@ -242,36 +235,41 @@ def table(results: list[dict]) -> list[str]:
     return lines
 
 
+SUITES = {  # suite -> (jobs builder, default steps, default models)
+    "mnist": (lambda work, steps, models, ae: mnist_jobs(work, steps, models), 600, "mlp,rnn,dspn,tspn,slot,queries"),
+    "modelnet": (lambda work, steps, models, ae: modelnet_jobs(work, steps, models), 2000, "mlp"),
+    "likelihood": (lambda work, steps, models, ae: likelihood_jobs(work, steps, ae), 1000, ""),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["mnist", "modelnet", "likelihood"])
-    parser.add_argument("--steps", type=int, default=None, help="training steps per model (same for all)")
-    parser.add_argument("--models", default=None, help="comma-separated decoders")
+    parser.add_argument("suites", nargs="+", choices=list(SUITES), help="suites to run (their jobs share one queue)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per model (default: per suite)")
+    parser.add_argument("--models", default=None, help="comma-separated decoders (mnist, modelnet)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
-    parser.add_argument("--cores", default="0,1", help="cores to use, one job on each at a time")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.suite == "mnist":
-        models = (args.models or "mlp,rnn,dspn,tspn,slot,queries").split(",")
-        jobs = mnist_jobs(args.work, args.steps or 600, models)
-    elif args.suite == "modelnet":
-        models = (args.models or "mlp").split(",")
-        jobs = modelnet_jobs(args.work, args.steps or 2000, models)
-    else:
-        jobs = likelihood_jobs(args.work, args.steps or 1000, args.ae_run)
+    jobs = {}
+    for suite in args.suites:
+        build, steps, models = SUITES[suite]
+        jobs[suite] = build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run)
     start = time.time()
-    results = run_all(jobs, args.work, [int(c) for c in args.cores.split(",")])
+    results = run_all([j for js in jobs.values() for j in js], args.work, args.jobs)
     RESULTS.mkdir(exist_ok=True)
     for r in results:
         png = args.work / f"{r['name']}.png"
         if png.exists():
             shutil.copyfile(png, RESULTS / f"quality_{r['name']}.png")
-    out = RESULTS / f"quality_{args.suite}.json"
-    out.write_text(json.dumps({"suite": args.suite, "wall_s": round(time.time() - start, 1), "runs": results},
-                              indent=1))
-    print("\n".join(table(results)))
-    print(f"wrote {out}", file=sys.stderr)
+    for suite, suite_jobs in jobs.items():
+        names = {j.name for j in suite_jobs}
+        rows = [r for r in results if r["name"] in names]
+        out = RESULTS / f"quality_{suite}.json"
+        out.write_text(json.dumps({"suite": suite, "wall_s": round(time.time() - start, 1), "runs": rows}, indent=1))
+        print("\n".join(table(rows)))
+        print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Nearest-neighbour search between padded sets, never building a [B, N, M] matrix.
 
 On the CPU backend with numba installed, a compiled kernel (pointset_cli.kernels.nearest) runs
-through `jax.pure_callback`; elsewhere (GPU, or no numba) a pure-JAX search runs in tiles.
+through `jax.pure_callback`; elsewhere (GPU, or no numba) a pure-JAX search runs in tiles. The
+kernel also needs XLA to have two threads: with one (a process limited to one core, or
+XLA_FLAGS=intra_op_parallelism_threads=1) the callback was seen to deadlock in `pointset eval`,
+waiting for an operand that the only XLA thread had yet to produce.
 
 Only indices leave this module: callers gather the neighbours and compute the distances
 themselves, so autodiff sees a gather (backward O(B*N*D)) instead of a min over a matrix.
@@ -10,6 +13,8 @@ themselves, so autodiff sees a gather (backward O(B*N*D)) instead of a min over 
 from __future__ import annotations
 
 import functools
+import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -35,12 +40,20 @@ def nearest_index(
     x = jax.lax.stop_gradient(x)
     mask = jnp.ones(y.shape[:2], bool) if y_mask is None else y_mask.astype(bool)
     if use_kernel is None:
-        use_kernel = jax.default_backend() == "cpu" and kernels.available()
+        use_kernel = jax.default_backend() == "cpu" and kernels.available() and xla_has_two_threads()
     if use_kernel:
         out_type = jax.ShapeDtypeStruct(x.shape[:-1], jnp.int32)
         host = functools.partial(kernels.nearest_index_host, metric=search_metric)
         return jax.pure_callback(host, out_type, x, y, mask, vmap_method="broadcast_all")
     return _tiled_search(x, y, mask, search_metric, chunk)
+
+
+@functools.cache
+def xla_has_two_threads() -> bool:
+    """Whether XLA:CPU runs with more than one thread here (usable cores and XLA_FLAGS)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    one_thread = re.search(r"intra_op_parallelism_threads=1(\s|$)", os.environ.get("XLA_FLAGS", ""))
+    return cores >= 2 and one_thread is None
 
 
 def _tiled_search(x: jax.Array, y: jax.Array, mask: jax.Array, metric: str, chunk: int) -> jax.Array:

@@ -265,19 +265,15 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     equal size only (emd_pairs says how many; NaN when none). per_pair adds cd_per_pair and
     emd_per_pair lists (NaN where sizes differ).
     """
-    import jax.numpy as jnp
-
-    from pointset_cli import losses
-
     x, x_mask = _as_sets(x, x_mask)
     y, y_mask = _as_sets(y, y_mask)
-    cd = np.asarray(losses.chamfer(jnp.asarray(x), jnp.asarray(y), x_mask, y_mask), np.float64)
+    # Jitted, not eager: an eager call hands the host callback buffers still being computed, which
+    # deadlocks when XLA runs on a single thread (intra_op_parallelism_threads=1, one-core machines).
+    cd = np.asarray(_pair_fn("cd", "")(x, x_mask, y, y_mask), np.float64)
     emd = np.full(len(x), np.nan)
     equal = x_mask.sum(1) == y_mask.sum(1)
     if equal.any():
-        emd[equal] = np.asarray(
-            losses.hungarian(x[equal], y[equal], x_mask[equal], y_mask[equal], metric="euclidean", solver=emd_solver)
-        )
+        emd[equal] = np.asarray(_pair_fn("emd", emd_solver)(x[equal], x_mask[equal], y[equal], y_mask[equal]))
     out = {"cd": float(cd.mean()), "emd": float(emd[equal].mean()) if equal.any() else float("nan"), "emd_pairs": int(equal.sum())}
     if per_pair:
         out["cd_per_pair"], out["emd_per_pair"] = cd.tolist(), emd.tolist()

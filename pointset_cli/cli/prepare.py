@@ -33,7 +33,7 @@ HELP = "\n\n".join([
         "Labels: a file's class is the folder holding it, skipping a train/val/valid/test folder, so "
         '`<class>/<split>/<file>` and `<class>/<file>` both work; MNIST files carry digit labels "0".."9". '
         'Splits come from that layout; other sets are train unless --val-fraction/--test-fraction draw some '
-        'into val/test (seeded with --seed).'
+        'into val/test (seeded with --seed); with train/test folders only, --val-fraction draws val from train.'
     ),
 ])
 
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             None, "--normalize", help="none | sphere | cube | global [default: sphere; none for MNIST]."
         ),
         threshold: int = typer.Option(127, "--threshold", help="MNIST: pixels above this become points."),
-        val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of sets without a layout split put in val."),
+        val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of sets put in val: of those without a layout split, and of the layout's train sets when it has no val folders."),
         test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share of sets without a layout split put in test."),
         split_from_layout: bool = typer.Option(
             True, "--split-from-layout/--no-split-from-layout", help="Use train/val/test folders as splits."

@@ -8,7 +8,8 @@ Labels and splits come from the folder layout: a file's class is the name of the
 it, skipping a split folder (train, val, valid, test): `<class>/<split>/<file>` or `<class>/<file>`.
 Files directly inside an input folder take the folder's own name as class. MNIST files carry
 their own labels (classes "0".."9"); all their sets are train unless --val/--test-fraction say
-otherwise. Sets without a split from the layout are drawn into val/test by the fractions.
+otherwise. Sets without a split from the layout are drawn into val/test by the fractions; a layout
+with train and test folders but no val gets its val sets drawn from its training sets.
 """
 
 from __future__ import annotations
@@ -242,14 +243,22 @@ def _sampler_name(opts: PrepareOptions, mnist: bool, any_mesh: bool) -> str:
 
 
 def assign_splits(layout: list[str | None], opts: PrepareOptions) -> np.ndarray:
-    """Split codes [M] uint8: the layout's split where given, else drawn by the fractions with opts.seed."""
+    """Split codes [M] uint8: the layout's split where given, else drawn by the fractions with opts.seed.
+
+    test_fraction draws from the sets without a layout split. val_fraction draws from those too and,
+    when the layout has train but no val folders (ModelNet's train/test), from the layout's training
+    sets as well, so best-checkpoint selection never looks at the test split.
+    """
     split = np.array([SPLITS.index(s) if s else 0 for s in layout], np.uint8)
     free = np.flatnonzero([s is None for s in layout])
-    order = free[np.random.default_rng(opts.seed).permutation(len(free))]
+    rng = np.random.default_rng(opts.seed)
+    order = free[rng.permutation(len(free))]
     n_test = round(opts.test_fraction * len(free))
-    n_val = round(opts.val_fraction * len(free))
     split[order[:n_test]] = SPLITS.index("test")
-    split[order[n_test : n_test + n_val]] = SPLITS.index("val")
+    layout_train = np.flatnonzero([s == "train" for s in layout]) if "val" not in layout else np.zeros(0, int)
+    candidates = np.concatenate([order[n_test:], layout_train[rng.permutation(len(layout_train))]])
+    n_val = round(opts.val_fraction * (len(free) + len(layout_train)))
+    split[candidates[:n_val]] = SPLITS.index("val")
     return split
 
 

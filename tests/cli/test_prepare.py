@@ -69,7 +69,8 @@ def test_fractions_and_layout_switch(cli, tmp_path):
     assert report["splits"] == {"train": 120, "val": 60, "test": 60} and report["normalization"] == "cube"
     report = run_json(cli, [SUBSET, "-o", tmp_path / "g.h5", "--points", "32", "--split-from-layout",
                             "--val-fraction", "0.5"])
-    assert report["splits"] == {"train": 180, "val": 0, "test": 60}  # every set has a layout split
+    # train/test folders but no val folder: val is drawn from the layout's training sets, never from test
+    assert report["splits"] == {"train": 90, "val": 90, "test": 60}
     report = run_json(cli, [SUBSET, "-o", tmp_path / "t.h5", "--points", "32", "--no-split-from-layout",
                             "--test-fraction", "1"])  # a held-out file: every set is test
     assert report["splits"] == {"train": 0, "val": 0, "test": 240}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,3 +111,51 @@ def test_presence_weights_follow_dspn_augmented_sets():
     np.testing.assert_allclose(losses.chamfer(x, y, None, ym, x_weights=w), [ref_chamfer(x_aug, y_aug)], rtol=1e-5)
     grad_w = jax.grad(lambda v: losses.chamfer(x, y, None, ym, x_weights=v, reduction="sum"))(jnp.asarray(w))
     assert np.all(np.isfinite(grad_w)) and np.any(grad_w != 0)
+
+
+@pytest.mark.parametrize(("flags", "two"), [("", True), ("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1", False),
+                                           ("intra_op_parallelism_threads=16", True)])
+def test_kernel_needs_two_xla_threads(flags, two, monkeypatch):
+    import os
+
+    from pointset_cli import _nearest
+
+    _nearest.xla_has_two_threads.cache_clear()
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    try:
+        assert _nearest.xla_has_two_threads() == (two and len(os.sched_getaffinity(0)) >= 2)
+    finally:
+        _nearest.xla_has_two_threads.cache_clear()
+
+
+def test_reconstruction_metrics_finish_with_one_xla_thread():
+    """With a single XLA thread the host-callback kernel deadlocked; the tiled search must run instead."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from pointset_cli.io.mnist import image_to_set, read_mnist\n"
+        "from pointset_cli.metrics import reconstruction_metrics\n"
+        "images, _ = read_mnist('data/mnist_t10k/t10k-images-idx3-ubyte.gz')\n"
+        "sets = [image_to_set(img, 127) for img in images[:64]]\n"
+        "n = max(len(s) for s in sets)\n"
+        "x = np.zeros((64, n, 2), np.float32); m = np.zeros((64, n), bool)\n"
+        "for i, s in enumerate(sets): x[i, :len(s)] = s; m[i, :len(s)] = True\n"
+        "y = x * np.float32(0.9)\n"
+        "print(reconstruction_metrics(x, y, m, m)['cd'])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    # The same sets scored in this process (two XLA threads: the kernel path) and by brute force.
+    from pointset_cli.io.mnist import image_to_set, read_mnist
+    from pointset_cli.metrics import reconstruction_metrics
+
+    images, _ = read_mnist(root / "data/mnist_t10k/t10k-images-idx3-ubyte.gz")
+    sets = [image_to_set(img, 127) for img in images[:64]]
+    brute = np.mean([cdist(s, 0.9 * s, "sqeuclidean").min(1).mean() + cdist(0.9 * s, s, "sqeuclidean").min(1).mean()
+                     for s in sets])
+    assert float(out.stdout.strip()) == pytest.approx(brute, rel=1e-4)
