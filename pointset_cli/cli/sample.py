@@ -54,8 +54,13 @@ def register(app: typer.Typer) -> None:
         if render is not None:
             from pointset_cli.render import render_sets
 
-            titles = [f"{name.split('_', 1)[-1]} ({int(m.sum())})" for name, m in zip(sets.names, sets.mask, strict=True)]
+            titles = [f"{_short(name.split('_', 1)[-1])} ({int(m.sum())})" for name, m in zip(sets.names, sets.mask, strict=True)]
             written.append(render_sets(sets.points, sets.mask, render, titles, trained.config.data.up_axis, force))
         for path in written:
             typer.echo(str(path))
         hint(f"{len(sets.names)} sets from step {trained.step} of {run}", quiet)
+
+
+def _short(name: str, width: int = 18) -> str:
+    """A render title that fits its panel: the end of a long source name (where the set index is)."""
+    return name if len(name) <= width else "..." + name[-(width - 3):]
