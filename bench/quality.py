@@ -250,12 +250,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once")
+    parser.add_argument("--only", default=None, help="comma-separated job names to run (others are left out)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     jobs = {}
     for suite in args.suites:
         build, steps, models = SUITES[suite]
-        jobs[suite] = build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run)
+        jobs[suite] = [j for j in build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run)
+                       if args.only is None or j.name in args.only.split(",")]
     start = time.time()
     results = run_all([j for js in jobs.values() for j in js], args.work, args.jobs)
     RESULTS.mkdir(exist_ok=True)
