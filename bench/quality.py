@@ -46,9 +46,9 @@ class Job:
     run: str = ""  # folder under work/runs (default: name)
 
 
-def run(cmd: list[str], env: dict | None = None, stdout=None) -> subprocess.CompletedProcess:
+def run(cmd: list[str], stdout=None) -> subprocess.CompletedProcess:
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.run(cmd, env=env, stdout=stdout, check=True, text=True)
+    return subprocess.run(cmd, stdout=stdout, check=True, text=True)
 
 
 def execute(job: Job, work: Path) -> dict:

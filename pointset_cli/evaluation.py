@@ -55,11 +55,10 @@ def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.n
     from pointset_cli.data.schema import SetDataset
 
     own = run.dataset_path
-    with (SetDataset(own) if own.exists() else contextlib.nullcontext(ds)) as source:
+    separate = own.exists() and own.resolve() != ds.path.resolve()
+    with SetDataset(own) if separate else contextlib.nullcontext(ds) as own_ds:
+        source = own_ds if len(own_ds.indices("train")) else ds
         train_idx = source.indices("train")
-        if len(train_idx) == 0:
-            train_idx = ds.indices("train")
-            source = ds
         if len(train_idx) == 0:
             raise UsageError("no training sets for the oracle row: neither the run's dataset nor this one has a "
                              "train split", own)

@@ -267,8 +267,7 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     """
     x, x_mask = _as_sets(x, x_mask)
     y, y_mask = _as_sets(y, y_mask)
-    # Jitted, not eager: an eager call hands the host callback buffers still being computed, which
-    # deadlocks when XLA runs on a single thread (intra_op_parallelism_threads=1, one-core machines).
+    # The same cached jitted functions as the all-pairs path: one compile per shape, not eager dispatch.
     cd = np.asarray(_pair_fn("cd", "")(x, x_mask, y, y_mask), np.float64)
     emd = np.full(len(x), np.nan)
     equal = x_mask.sum(1) == y_mask.sum(1)

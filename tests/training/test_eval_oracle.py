@@ -31,6 +31,8 @@ def test_oracle_sets_come_from_the_runs_training_split(tmp_path):
         points, mask = _oracle_sets(run, ds, 8, seed=0)
         assert points.shape[0] == 8
         assert _keys(points, mask) <= _sets(train, train.indices("train"))
+        points, mask = _oracle_sets(run, train, 8, seed=0)  # scoring the run's own file: the open file is used
+        assert _keys(points, mask) <= _sets(train, train.indices("train"))
         # A run whose dataset has gone: the evaluated file's train split is used, and none at all is an error.
         moved = SimpleNamespace(dataset_path=tmp_path / "gone.h5")
         with pytest.raises(UsageError, match="oracle"):
