@@ -10,7 +10,7 @@ densities of sets of different sizes comparable, and f_k an order-invariant dens
 It is a density with respect to the reference measure sum_k 1/(k! U^k) dx_1..dx_k, so integrating
 p(X, k) / (k! U^k) over R^{kD} gives back p_c(k).
 
-Shapes: B batch, N points per set (padded), D point dimension, C size classes (0..n_max).
+Shapes: B batch, N points per set (padded), D point dimension, n_max the largest training size.
 """
 
 from __future__ import annotations
@@ -83,14 +83,19 @@ def poisson_log_pmf(k: jax.Array, rate: jax.Array) -> jax.Array:
     return k * jnp.log(rate) - rate - log_factorial(k)
 
 
-class Cardinality(hk.Module):
-    """p_c(k) over k = 0..n_max: a categorical (or a Poisson), one per class when conditional.
+TAIL_RATIO = 0.5  # sizes above n_max share the tail mass geometrically: P(n_max + j | tail) = (1 - r) r^(j - 1)
 
-    `kind="categorical"` learns C = n_max + 1 logits; `kind="poisson"` learns one log rate and
-    returns the Poisson log pmf truncated to 0..n_max and renormalised, so both are proper
-    distributions over the sizes a padded batch can hold. Given the first batch's `mask` at init,
-    they start at its size histogram (or mean size) instead of uniform: with a few hundred sizes
-    (ModelNet's fixed 1,024) a uniform start costs many steps of an otherwise solved problem.
+
+class Cardinality(hk.Module):
+    """p_c(k) over every k >= 0: a categorical (or a Poisson), one per class when conditional.
+
+    Returns log p_c [B, n_max + 2]: columns 0..n_max, then the log mass of all sizes above n_max
+    (the tail), so a set larger than any training set (7 of MNIST's 10,000 test digits) gets a
+    finite density rather than zero. `kind="categorical"` learns n_max + 2 logits, the last one
+    the tail's; `kind="poisson"` learns one log rate: the columns are the Poisson pmf and the tail
+    its remaining mass. Given the first batch's `mask` at init, they start at its size histogram
+    (or mean size) instead of uniform: with a few hundred sizes (ModelNet's fixed 1,024) a uniform
+    start costs many steps of an otherwise solved problem.
     """
 
     def __init__(self, n_max: int, n_classes: int = 0, kind: str = "categorical", name=None):
@@ -100,7 +105,7 @@ class Cardinality(hk.Module):
         self.kind = kind
 
     def __call__(self, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-        """labels [B] int (mask [B, N] of the init batch, optional) -> log p_c [B, C] (normalised)."""
+        """labels [B] int (mask [B, N] of the init batch, optional) -> log p_c [B, n_max + 2] (normalised)."""
         rows = max(self.n_classes, 1)
         k = None if mask is None else jnp.sum(mask, axis=-1)  # [B]
         idx = labels if self.n_classes > 0 else jnp.zeros_like(labels)
@@ -109,11 +114,12 @@ class Cardinality(hk.Module):
                 "log_rate", [rows], init=lambda s, d: jnp.full(s, jnp.log(self._mean_size(k)), d)
             )
             ks = jnp.arange(self.n_max + 1, dtype=jnp.float32)
-            logits = poisson_log_pmf(ks[None, :], jnp.exp(log_rate)[idx][:, None])  # [B, C]
-        else:
-            table = hk.get_parameter("logits", [rows, self.n_max + 1], init=lambda s, d: self._histogram(k, s, d))
-            logits = table[idx]  # [B, C]
-        return jax.nn.log_softmax(logits, axis=-1)
+            head = poisson_log_pmf(ks[None, :], jnp.exp(log_rate)[idx][:, None])  # [B, n_max + 1]
+            # the clamp keeps the gradient finite when the tail mass underflows to 0
+            tail = jnp.log(jnp.maximum(-jnp.expm1(jax.nn.logsumexp(head, axis=-1)), 1e-30))  # [B]
+            return jnp.concatenate([head, tail[:, None]], axis=-1)
+        table = hk.get_parameter("logits", [rows, self.n_max + 2], init=lambda s, d: self._histogram(k, s, d))
+        return jax.nn.log_softmax(table[idx], axis=-1)
 
     def _mean_size(self, k):
         return max(self.n_max / 2, 1.0) if k is None else jnp.maximum(jnp.mean(k.astype(jnp.float32)), 0.5)
@@ -121,19 +127,26 @@ class Cardinality(hk.Module):
     def _histogram(self, k, shape, dtype):
         if k is None:
             return jnp.zeros(shape, dtype)
-        counts = jnp.zeros(shape[-1]).at[k].add(1.0)  # [C]
+        counts = jnp.zeros(shape[-1]).at[k].add(1.0)  # [n_max + 2], the tail column stays 0
         return jnp.broadcast_to(jnp.log(counts + 0.5), shape).astype(dtype)  # +0.5: unseen sizes stay possible
 
 
 def cardinality_log_prob(log_pc: jax.Array, mask: jax.Array) -> jax.Array:
-    """log p_c(k) [B] of each set's size k = sum(mask), from log p_c [B, C]."""
+    """log p_c(k) [B] of each set's size k = sum(mask), from log p_c [B, n_max + 2] (`Cardinality`).
+
+    A size above n_max gets the tail's mass times its geometric share (`TAIL_RATIO`).
+    """
     k = jnp.sum(mask, axis=-1)
-    return jnp.take_along_axis(log_pc, k[:, None], axis=-1)[:, 0]
+    n_max = log_pc.shape[-1] - 2
+    column = jnp.take_along_axis(log_pc, jnp.minimum(k, n_max + 1)[:, None], axis=-1)[:, 0]
+    excess = jnp.maximum(k - n_max, 1).astype(jnp.float32)
+    share = math.log1p(-TAIL_RATIO) + (excess - 1.0) * math.log(TAIL_RATIO)
+    return column + jnp.where(k > n_max, share, 0.0)
 
 
 def sample_sizes(rng: jax.Array, log_pc: jax.Array) -> jax.Array:
-    """Draw k [B] int32 from log p_c [B, C]."""
-    return jax.random.categorical(rng, log_pc, axis=-1).astype(jnp.int32)
+    """Draw k [B] int32 from log p_c [B, n_max + 2], conditioned on k <= n_max (what a padded set holds)."""
+    return jax.random.categorical(rng, log_pc[:, :-1], axis=-1).astype(jnp.int32)
 
 
 def gaussian_log_prob(z: jax.Array, mask: jax.Array) -> jax.Array:

@@ -1,8 +1,9 @@
 """`poisson`: the i.i.d. cluster-process baseline, f_k(X) = prod_i f(x_i).
 
 f is a mixture of M diagonal Gaussians (one mixture per class when conditional), p_c a learned
-categorical over 0..n_max (or a Poisson). With a Poisson p_c of rate L this is exactly the Poisson
-point process of intensity L f(x), whose density is exp(-L) prod_i U L f(x_i).
+categorical over 0..n_max plus a tail (or a Poisson). With a Poisson p_c of rate L this is exactly
+the Poisson point process of intensity L f(x), whose density is exp(-L) prod_i U L f(x_i), for
+every k <= n_max.
 
 Shapes: B batch, N points per set (padded), D point dimension, M mixture components,
 R mixture rows (classes, or 1).

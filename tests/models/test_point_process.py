@@ -90,7 +90,7 @@ def test_log_prob_ignores_order_and_padding(name):
 
 
 def test_poisson_matches_closed_form_of_a_poisson_process():
-    """With a Poisson p_c of rate L: log p(X) = -L + sum_i log(U L f(x_i)) (minus truncation at n_max)."""
+    """With a Poisson p_c of rate L: log p(X) = -L + sum_i log(U L f(x_i)), untruncated."""
     rng = np.random.default_rng(1)
     n_max, unit = 30, 2.5
     model = build("poisson", 2, n_max, components=2, cardinality="poisson", unit_volume=unit)
@@ -103,15 +103,32 @@ def test_poisson_matches_closed_form_of_a_poisson_process():
     card = next(v for k, v in p.items() if "cardinality" in k)
     rate = math.exp(float(card["log_rate"][0]))
     weights = np.exp(mix["logits"][0] - np.logaddexp.reduce(mix["logits"][0]))
-    truncation = np.logaddexp.reduce([j * math.log(rate) - rate - math.lgamma(j + 1) for j in range(n_max + 1)])
 
     for b, k in enumerate(sizes):
         f = sum(
             w * multivariate_normal(mu, np.diag(np.exp(2 * ls))).pdf(points[b, :k]).reshape(-1)
             for w, mu, ls in zip(weights, mix["means"][0], mix["log_scales"][0])
         )
-        want = -rate + np.sum(np.log(unit * rate * np.atleast_1d(f))) - truncation
+        want = -rate + np.sum(np.log(unit * rate * np.atleast_1d(f)))
         np.testing.assert_allclose(got[b], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "poisson"])
+def test_sizes_beyond_n_max_keep_a_finite_density_and_the_size_law_sums_to_one(kind):
+    """A set larger than any training set (MNIST's test digits with 241..258 points) is possible."""
+    n_max = 6
+    model = build("poisson", 2, n_max, components=2, cardinality=kind)
+    rng = np.random.default_rng(5)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), make_batch(rng.normal(size=(8, n_max, 2)), [2, 3, 3, 4, 4, 4, 5, 6]))
+    probs = [size_prob(model, params, k, 2) for k in range(n_max + 60)]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+    assert 0 < probs[n_max + 1] and probs[n_max + 2] < probs[n_max + 1]
+    wide = make_batch(rng.normal(size=(2, n_max + 4, 2)), [n_max + 4, 3])
+    log_p = np.asarray(jax.jit(model.log_prob)(params, wide))
+    assert np.all(np.isfinite(log_p))
+    # sampling stays within the padded width the model was built for
+    _, mask = jax.jit(model.sample, static_argnums=2)(params, jax.random.PRNGKey(1), 256)
+    assert mask.shape[1] == n_max and int(np.asarray(mask).sum(1).max()) <= n_max
 
 
 @pytest.mark.parametrize("dim", [1, pytest.param(2, marks=pytest.mark.slow)])
