@@ -51,14 +51,14 @@ def run(cmd: list[str], stdout=None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, stdout=stdout, check=True, text=True)
 
 
-def execute(job: Job, work: Path) -> dict:
-    """Train (or resume) and run the follow-up commands; returns {eval json..., walls}."""
+def execute(job: Job, work: Path, train: bool = True) -> dict:
+    """Train (or resume; not with train=False) and run the follow-up commands; returns {eval json..., walls}."""
     run_dir = work / "runs" / (job.run or job.name)
     done = run_dir / f"bench_{job.name}.json"
     if done.exists():
         return json.loads(done.read_text())
     start = time.time()
-    if job.train:
+    if job.train and train:
         resume = ["--resume"] if run_dir.exists() else []
         run([*job.train, "--run-dir", str(run_dir), "-q", *resume])
     train_s = time.time() - start
@@ -80,7 +80,7 @@ def _steps_per_s(run_dir: Path) -> float | None:
     return round(sorted(rates)[len(rates) // 2], 3) if rates else None
 
 
-def run_all(jobs: list[Job], work: Path, parallel: int) -> list[dict]:
+def run_all(jobs: list[Job], work: Path, parallel: int, train: bool = True) -> list[dict]:
     todo: queue.Queue[Job] = queue.Queue()
     for job in sorted(jobs, key=lambda j: -j.cost):
         todo.put(job)
@@ -93,7 +93,7 @@ def run_all(jobs: list[Job], work: Path, parallel: int) -> list[dict]:
             except queue.Empty:
                 return
             try:
-                results[job.name] = execute(job, work)
+                results[job.name] = execute(job, work, train)
             except subprocess.CalledProcessError as exc:
                 errors.append(f"{job.name}: {exc}")
 
@@ -154,7 +154,7 @@ def mnist_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
 # Options and peak learning rates of the likelihood models (`--set model.decoder_options.KEY=VALUE`).
 DENSITY = {
     "poisson": ({"components": 32}, 3e-2, 0.05),
-    "setflow": ({"steps": 4, "hidden": 32}, 2e-3, 1.0),
+    "setflow": ({"steps": 8, "hidden": 64}, 1e-3, 3.0),
     "gast": ({"hidden": 32, "critic_blocks": 1}, 1e-3, 1.0),
 }
 GEN_CD = "mmd_cd,cov_cd,nna_cd,jsd"
@@ -238,7 +238,7 @@ def table(results: list[dict]) -> list[str]:
 SUITES = {  # suite -> (jobs builder, default steps, default models)
     "mnist": (lambda work, steps, models, ae: mnist_jobs(work, steps, models), 600, "mlp,rnn,dspn,tspn,slot,queries"),
     "modelnet": (lambda work, steps, models, ae: modelnet_jobs(work, steps, models), 2000, "mlp"),
-    "likelihood": (lambda work, steps, models, ae: likelihood_jobs(work, steps, ae), 1000, ""),
+    "likelihood": (lambda work, steps, models, ae: likelihood_jobs(work, steps, ae), 6000, ""),
 }
 
 
@@ -251,6 +251,9 @@ def main() -> None:
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once")
     parser.add_argument("--only", default=None, help="comma-separated job names to run (others are left out)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="evaluate the runs already in the work folder (trained elsewhere, e.g. on a GPU, "
+                             "by the printed train commands) without resuming them")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     jobs = {}
@@ -259,7 +262,7 @@ def main() -> None:
         jobs[suite] = [j for j in build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run)
                        if args.only is None or j.name in args.only.split(",")]
     start = time.time()
-    results = run_all([j for js in jobs.values() for j in js], args.work, args.jobs)
+    results = run_all([j for js in jobs.values() for j in js], args.work, args.jobs, not args.no_train)
     RESULTS.mkdir(exist_ok=True)
     for r in results:
         png = args.work / f"{r['name']}.png"

@@ -1,7 +1,8 @@
 """Scoring a trained run on a dataset split: reconstruction and generation (PointFlow protocol).
 
 Reconstruction (autoencoders): Chamfer and EMD between each set and its reconstruction at the
-set's own size, and the cardinality accuracy of the sizes the model predicts by itself.
+set's own size (the decoder is told it, as in training), and, beside them, the Chamfer at the
+size the model decides by itself (`cd_own_size`) and how often that size is right.
 Generation: as many generated sets as reference sets in the split (conditional models get the
 references' labels), MMD / COV / 1-NNA (CD and EMD) and JSD; beside them the "oracle" row:
 the same metrics for training sets (of the run's own dataset) used as if they were the samples. Everything is computed
@@ -37,6 +38,7 @@ def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int) -> dict[str, A
 
     rec = reconstruct_sets(run, ds, idx, seed=seed, batch_size=run.config.data.batch_size)
     out = metrics.reconstruction_metrics(rec["points"], rec["recon_points"], rec["mask"], rec["recon_mask"])
+    out["cd_own_size"] = float(metrics.paired_chamfer(rec["points"], rec["own_points"], rec["mask"], rec["own_mask"]).mean())
     out["cardinality_accuracy"] = metrics.cardinality_accuracy(rec["pred_sizes"], rec["mask"].sum(1))
     out["n_sets"] = len(idx)
     return out

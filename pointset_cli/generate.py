@@ -181,7 +181,9 @@ def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_si
     """Reconstructions of dataset sets `idx` (autoencoders).
 
     Returns inputs (points [b, N, D], mask), reconstructions at the input sizes (recon_points
-    [b, S, D], recon_mask) and the sizes the model predicts on its own (pred_sizes [b]).
+    [b, S, D], recon_mask: the decoder is given each set's true size, as in training), and the
+    reconstructions at the sizes the model decides on its own (own_points [b, S, D], own_mask;
+    pred_sizes [b] = own_mask.sum(1)). A fixed-size decoder (mlp) decides all its S slots.
     """
     import jax
 
@@ -191,14 +193,15 @@ def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_si
     if run.config.model.task != "autoencode":
         raise UsageError(f"reconstruction needs an autoencoder; this run's task is {run.config.model.task}")
     model, params = run.model, run.params
-    reconstruct, encode, decode = jax.jit(model.reconstruct), jax.jit(model.encode), jax.jit(model.decode)
+    encode, decode = jax.jit(model.encode), jax.jit(model.decode)
     key = jax.random.PRNGKey(seed)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "mask", "recon_points", "recon_mask", "pred_sizes")}
+    names = ("points", "mask", "recon_points", "recon_mask", "own_points", "own_mask", "pred_sizes")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for i, (nb, n_real) in enumerate(fixed_batches(ds, idx, batch_size)):
         batch, k = to_batch(nb), jax.random.fold_in(key, i)
-        rp, rm = reconstruct(params, k, batch)
-        _, pm = decode(params, k, encode(params, batch), None)
-        for name, value in (("points", nb.points), ("mask", nb.mask), ("recon_points", rp), ("recon_mask", rm),
-                            ("pred_sizes", np.asarray(pm).sum(-1))):
+        z = encode(params, batch)
+        rp, rm = decode(params, k, z, batch.mask.sum(-1))
+        op, om = decode(params, k, z, None)
+        for name, value in zip(names, (nb.points, nb.mask, rp, rm, op, om, np.asarray(om).sum(-1))):
             parts[name].append(np.asarray(value)[:n_real])
     return {k: np.concatenate(v) for k, v in parts.items()}

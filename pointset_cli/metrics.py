@@ -258,6 +258,14 @@ class _ProgressTracker:
         return report
 
 
+def paired_chamfer(x, y, x_mask=None, y_mask=None) -> np.ndarray:
+    """CD (squared units) between matching sets x[i] [N, D] and y[i] [S, D] -> [b] float64."""
+    x, x_mask = _as_sets(x, x_mask)
+    y, y_mask = _as_sets(y, y_mask)
+    # The same cached jitted function as the all-pairs path: one compile per shape, not eager dispatch.
+    return np.asarray(_pair_fn("cd", "")(x, x_mask, y, y_mask), np.float64)
+
+
 def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = "auto", per_pair: bool = False) -> dict:
     """CD and EMD between matching sets x[i] and y[i], averaged over pairs.
 
@@ -267,8 +275,7 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     """
     x, x_mask = _as_sets(x, x_mask)
     y, y_mask = _as_sets(y, y_mask)
-    # The same cached jitted functions as the all-pairs path: one compile per shape, not eager dispatch.
-    cd = np.asarray(_pair_fn("cd", "")(x, x_mask, y, y_mask), np.float64)
+    cd = paired_chamfer(x, y, x_mask, y_mask)
     emd = np.full(len(x), np.nan)
     equal = x_mask.sum(1) == y_mask.sum(1)
     if equal.any():

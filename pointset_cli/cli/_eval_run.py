@@ -6,7 +6,12 @@ from pathlib import Path
 
 from pointset_cli.cli._common import OutputFormat, err_console, make_progress, out_console, print_json
 
-RECON_UNITS = {"cd": ("CD (x10^3)", 1e3), "emd": ("EMD (x10^2)", 1e2), "cardinality_accuracy": ("size acc. (%)", 100.0)}
+RECON_UNITS = {
+    "cd": ("CD (x10^3)", 1e3),
+    "emd": ("EMD (x10^2)", 1e2),
+    "cd_own_size": ("CD at own size (x10^3)", 1e3),
+    "cardinality_accuracy": ("size acc. (%)", 100.0),
+}
 
 
 def eval_run(run: Path, data: Path | None, split: str, what: str, seed: int, max_sets: int | None,

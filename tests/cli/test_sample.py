@@ -11,15 +11,15 @@ import pytest
 
 from training.tinydata import make_tiny_mnist
 
-BUNDLED_RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_mlp"
+BUNDLED_RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_tspn"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A copy of the shipped run (commands write into the run folder by default)."""
     if not (BUNDLED_RUN / "config.yaml").is_file():
-        pytest.skip("the bundled checkpoint checkpoints/mnist_mlp is missing")
-    dst = tmp_path_factory.mktemp("runs") / "mnist_mlp"
+        pytest.skip("the bundled checkpoint checkpoints/mnist_tspn is missing")
+    dst = tmp_path_factory.mktemp("runs") / "mnist_tspn"
     shutil.copytree(BUNDLED_RUN, dst)
     return dst
 
@@ -95,3 +95,30 @@ def test_eval_run_reports_model_and_oracle_rows(cli, run, tiny):
     # Training digits must look more like test digits than the model's samples do, or about as much.
     assert gen["oracle"]["mmd_cd"] <= gen["model"]["mmd_cd"] * 1.5
     assert json.loads((run / "eval.json").read_text())["generation"]["oracle"] == gen["oracle"]
+
+
+def test_reconstruction_is_scored_at_each_sets_own_size(run, tiny):
+    """CD compares each set with its reconstruction at the set's true size (the decoder is told it, as
+    in training); the size the model picks by itself is scored separately (cd_own_size)."""
+    from pointset_cli.cli.sample import load
+    from pointset_cli.data.schema import SetDataset
+    from pointset_cli.evaluation import reconstruction
+    from pointset_cli.generate import reconstruct_sets
+
+    def brute_cd(x, xm, y, ym):
+        out = []
+        for a, am, b, bm in zip(x, xm, y, ym, strict=True):
+            d = np.sum((a[am][:, None, :] - b[bm][None, :, :]) ** 2, -1)
+            out.append(d.min(1).mean() + d.min(0).mean())
+        return float(np.mean(out))
+
+    trained = load(run)
+    with SetDataset(tiny) as ds:
+        idx = ds.indices("test")
+        rec = reconstruct_sets(trained, ds, idx, seed=0, batch_size=trained.config.data.batch_size)
+        scores = reconstruction(trained, ds, idx, seed=0)
+    np.testing.assert_array_equal(rec["recon_mask"].sum(1), rec["mask"].sum(1))
+    np.testing.assert_array_equal(rec["own_mask"].sum(1), rec["pred_sizes"])
+    assert scores["cd"] == pytest.approx(brute_cd(rec["points"], rec["mask"], rec["recon_points"], rec["recon_mask"]), rel=1e-4)
+    assert scores["cd_own_size"] == pytest.approx(
+        brute_cd(rec["points"], rec["mask"], rec["own_points"], rec["own_mask"]), rel=1e-4)
