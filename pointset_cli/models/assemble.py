@@ -26,7 +26,7 @@ def _encoder(cfg: ModelConfig, decoder: registry.Entry):
     name = cfg.encoder or decoder.info["encoder"]
     entry = registry.get("encoder", name)
     # The decoder's paper settings for its default encoder (DSPN: FSPool), under the user's overrides.
-    defaults = decoder.info.get("encoder_options", {}) if name == decoder.info["encoder"] else {}
+    defaults = decoder.info.get("encoder_options", {}) if name == decoder.info.get("encoder") else {}
     enc_cfg = registry.config_from_options(entry.config_cls, {**defaults, **cfg.encoder_options}, "encoder_options.")
     return entry.build(enc_cfg, cfg.latent_dim)
 
@@ -38,8 +38,14 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         raise UsageError(f"latent_dim must be positive, got {cfg.latent_dim}")
     decoder_entry = registry.get(("decoder", "density"), cfg.name)
     dec_cfg = registry.config_from_options(decoder_entry.config_cls, cfg.decoder_options, "decoder_options.")
-    if decoder_entry.kind == "density":  # point-process models have no latent: they build their own SetModel
-        return decoder_entry.build(cfg, data, dec_cfg)
+    if decoder_entry.kind == "density":  # point-process models build their own SetModel
+        if not cfg.encoder:
+            return decoder_entry.build(cfg, data, dec_cfg)
+        if not decoder_entry.info.get("latent") or cfg.task != "autoencode":
+            raise UsageError(f"model '{cfg.name}' cannot be conditioned on an encoder's latent"
+                             + ("" if decoder_entry.info.get("latent") else " (poisson and setflow can)")
+                             + ("" if cfg.task == "autoencode" else f" with --task {cfg.task}"))
+        return decoder_entry.build(cfg, data, dec_cfg, make_encoder=_encoder(cfg, decoder_entry)[0])
     if cfg.task == "conditional":
         make_encoder, tokens = (lambda: hk.Embed(data.n_classes, cfg.latent_dim, name="label_embedding")), 1
     else:

@@ -158,11 +158,17 @@ def gaussian_log_prob(z: jax.Array, mask: jax.Array) -> jax.Array:
 class PointDensity(Protocol):
     """A haiku module giving an order-invariant density f_k over the real points of each set."""
 
-    def log_prob(self, x: jax.Array, mask: jax.Array, labels: jax.Array) -> jax.Array:
-        """x [B, N, D], mask [B, N], labels [B] -> log f_k(X) [B]; padding never matters."""
+    def log_prob(self, x: jax.Array, mask: jax.Array, labels: jax.Array, latent: jax.Array | None = None) -> jax.Array:
+        """x [B, N, D], mask [B, N], labels [B], latent [B, K] or None -> log f_k(X) [B]; padding never matters."""
 
-    def sample(self, mask: jax.Array, labels: jax.Array) -> jax.Array:
-        """mask [B, N], labels [B] -> x [B, N, D] drawn from f_k (padding zero); uses hk.next_rng_key."""
+    def sample(self, mask: jax.Array, labels: jax.Array, latent: jax.Array | None = None) -> jax.Array:
+        """mask [B, N], labels [B], latent [B, K] or None -> x [B, N, D] drawn from f_k (padding zero);
+        uses hk.next_rng_key."""
+
+
+def gaussian_kl(mean: jax.Array, log_scale: jax.Array) -> jax.Array:
+    """KL(N(mean, diag exp(log_scale)^2) || N(0, I)) [B] from mean, log_scale [B, K]."""
+    return 0.5 * jnp.sum(mean**2 + jnp.exp(2.0 * log_scale) - 1.0 - 2.0 * log_scale, axis=-1)
 
 
 def latent_free_model(config: Any, data: Any, init, loss, sample, log_prob=None) -> Any:
@@ -192,33 +198,56 @@ def density_set_model(
     config: Any,
     data: Any,
     options: Any,
-    make_density: Callable[[int], PointDensity],
+    make_density: Callable[[int, int], PointDensity],
+    make_encoder: Callable[[], Any] | None = None,
 ) -> Any:
-    """A SetModel for p(X, k) = p_c(k) k! U^k f_k(X) with f_k from `make_density(n_classes)`.
+    """A SetModel for p(X, k) = p_c(k) k! U^k f_k(X) with f_k from `make_density(n_classes, latent_dim)`.
 
     `options` (the model's frozen config) gives `cardinality` and `unit_volume`; the model is
     conditional on the class label when config.task is "conditional".
 
+    With `make_encoder` (a permutation-invariant set encoder, `--encoder NAME`) the points are
+    conditioned on a latent z [B, K] (K = config.latent_dim) as in a VAE (PointFlow's structure):
+    q(z | X) = N(mu(E(X)), diag sigma(E(X))^2), prior N(0, I), and log f_k(X) is replaced by the
+    one-sample ELBO  log f_k(X | z) - KL(q || prior),  z ~ q, a lower bound on log f_k(X) in
+    expectation; so the NLL is an upper bound, still comparable across sizes. log_prob draws z with
+    a fixed key (deterministic scores); the loss with the training step's key. Sampling draws
+    z ~ N(0, I). p_c stays unconditional.
+
     loss = mean NLL per set in nats (metrics nll, size_nll, point_nll, bits_per_point,
-    unit_volume); log_prob [B] = log p(X, k) with the model's U; sample draws labels uniformly
-    when the model is conditional and none are given, then k ~ p_c, then the points.
-    encode / decode / reconstruct raise UsageError: there is no latent.
+    unit_volume, and kl with a latent); log_prob [B] = log p(X, k) with the model's U; sample draws
+    labels uniformly when the model is conditional and none are given, then k ~ p_c, then the points.
+    encode / decode / reconstruct raise UsageError.
     """
     n_classes = data.n_classes if config.task == "conditional" else 0
     unit_volume = options.unit_volume
+    latent_dim = config.latent_dim if make_encoder is not None else 0
 
     def functions():
-        density = make_density(n_classes)
+        density = make_density(n_classes, latent_dim)
         sizes = Cardinality(data.n_max, n_classes, options.cardinality)
+        if latent_dim:
+            encoder = make_encoder()
+            mean_head = hk.Linear(latent_dim, w_init=jnp.zeros, name="posterior_mean")  # q starts at the prior
+            scale_head = hk.Linear(latent_dim, w_init=jnp.zeros, name="posterior_log_scale")
 
         def terms(points, mask, labels):
             log_pc = cardinality_log_prob(sizes(labels, mask), mask)
-            return set_log_density(log_pc, density.log_prob(points, mask, labels), mask, unit_volume)
+            if not latent_dim:
+                log_fk, kl = density.log_prob(points, mask, labels), jnp.zeros(points.shape[0])
+            else:
+                h = encoder(points, mask).reshape(points.shape[0], -1)  # [B, K]
+                mean, log_scale = mean_head(h), scale_head(h)
+                z = mean + jnp.exp(log_scale) * jax.random.normal(hk.next_rng_key(), mean.shape)
+                kl = gaussian_kl(mean, log_scale)
+                log_fk = density.log_prob(points, mask, labels, z) - kl
+            return set_log_density(log_pc, log_fk, mask, unit_volume), kl
 
         def draw(labels):
-            k = sample_sizes(hk.next_rng_key(), sizes(labels))
-            mask = sizes_mask(k, data.n_max)
-            return density.sample(mask, labels), mask
+            mask = sizes_mask(sample_sizes(hk.next_rng_key(), sizes(labels)), data.n_max)
+            if not latent_dim:
+                return density.sample(mask, labels), mask
+            return density.sample(mask, labels, jax.random.normal(hk.next_rng_key(), (labels.shape[0], latent_dim))), mask
 
         def init(points, mask, labels):
             terms(points, mask, labels)
@@ -228,16 +257,19 @@ def density_set_model(
 
     fns = hk.multi_transform(functions)
     terms_fn, draw_fn = fns.apply
+    fixed_key = jax.random.PRNGKey(0)
 
     def init(rng, batch):
         return fns.init(rng, batch.points, batch.mask, batch.labels)
 
     def log_prob(params, batch):
-        return terms_fn(params, None, batch.points, batch.mask, batch.labels).total
+        return terms_fn(params, fixed_key, batch.points, batch.mask, batch.labels)[0].total
 
     def loss(params, rng, batch):
-        del rng  # maximum likelihood is deterministic
-        metrics = nll_metrics(terms_fn(params, None, batch.points, batch.mask, batch.labels), unit_volume)
+        terms, kl = terms_fn(params, fixed_key if rng is None else rng, batch.points, batch.mask, batch.labels)
+        metrics = nll_metrics(terms, unit_volume)
+        if latent_dim:
+            metrics["kl"] = jnp.mean(kl)
         return metrics["nll"], metrics
 
     def sample(params, rng, n, labels=None):

@@ -1,6 +1,7 @@
 """`poisson`: the i.i.d. cluster-process baseline, f_k(X) = prod_i f(x_i).
 
-f is a mixture of M diagonal Gaussians (one mixture per class when conditional), p_c a learned
+f is a mixture of M diagonal Gaussians (one mixture per class when conditional; with an encoder, its
+means and weights move with a latent, see point_process.density_set_model), p_c a learned
 categorical over 0..n_max plus a tail (or a Poisson). With a Poisson p_c of rate L this is exactly
 the Poisson point process of intensity L f(x), whose density is exp(-L) prod_i U L f(x_i), for
 every k <= n_max.
@@ -37,13 +38,14 @@ class GaussianMixture(hk.Module):
     spread, so training starts on the data rather than at the origin.
     """
 
-    def __init__(self, dim: int, components: int, n_classes: int = 0, name: str | None = None):
+    def __init__(self, dim: int, components: int, n_classes: int = 0, latent_dim: int = 0, name: str | None = None):
         super().__init__(name=name)
         self.dim = dim
         self.components = components
         self.n_classes = n_classes
+        self.latent_dim = latent_dim
 
-    def _params(self, labels, x=None, mask=None):
+    def _params(self, labels, latent=None, x=None, mask=None):
         rows, m, d = max(self.n_classes, 1), self.components, self.dim
 
         def init_means(shape, dtype):
@@ -66,11 +68,14 @@ class GaussianMixture(hk.Module):
         means = hk.get_parameter("means", [rows, m, d], init=init_means)[idx]  # [B, M, D]
         log_scales = hk.get_parameter("log_scales", [rows, m, d], init=init_log_scales)[idx]
         logits = hk.get_parameter("logits", [rows, m], init=jnp.zeros)[idx]  # [B, M]
+        if self.latent_dim:  # a latent moves the means and reweights the components (zero at init)
+            means = means + hk.Linear(m * d, w_init=jnp.zeros, name="latent_means")(latent).reshape(-1, m, d)
+            logits = logits + hk.Linear(m, w_init=jnp.zeros, name="latent_logits")(latent)
         return means, log_scales, jax.nn.log_softmax(logits, axis=-1)
 
-    def log_prob(self, x, mask, labels):
+    def log_prob(self, x, mask, labels, latent=None):
         x = zero_padding(x, mask)  # garbage padding must not reach exp/log
-        means, log_scales, log_w = self._params(labels, x, mask)
+        means, log_scales, log_w = self._params(labels, latent, x, mask)
         z = (x[:, :, None, :] - means[:, None]) * jnp.exp(-log_scales[:, None])  # [B, N, M, D]
         log_comp = -0.5 * jnp.sum(z**2, -1) - jnp.sum(log_scales, -1)[:, None] - 0.5 * self.dim * math.log(
             2 * math.pi
@@ -78,8 +83,8 @@ class GaussianMixture(hk.Module):
         per_point = jax.nn.logsumexp(log_w[:, None, :] + log_comp, axis=-1)  # [B, N]
         return jnp.sum(jnp.where(mask, per_point, 0.0), axis=-1)
 
-    def sample(self, mask, labels):
-        means, log_scales, log_w = self._params(labels)
+    def sample(self, mask, labels, latent=None):
+        means, log_scales, log_w = self._params(labels, latent)
         comp_rng, noise_rng = jax.random.split(hk.next_rng_key())
         comp = jax.random.categorical(comp_rng, log_w[:, None, :], shape=mask.shape)  # [B, N]
         mu = jnp.take_along_axis(means, comp[..., None], axis=1)  # [B, N, D]
@@ -91,10 +96,13 @@ class GaussianMixture(hk.Module):
 @registry.register(
     "density", "poisson", PoissonConfig,
     "i.i.d. cluster process: Gaussian-mixture points, learned size law; exact NLL (baseline)",
-    cardinality="size",
+    cardinality="size", latent=True,
 )
-def build(config, data, options: PoissonConfig):
-    """The `poisson` SetModel for `data` (a DataSpec); conditional when config.task is."""
+def build(config, data, options: PoissonConfig, make_encoder=None):
+    """The `poisson` SetModel for `data` (a DataSpec); conditional when config.task is, latent-conditioned
+    (a VAE) with `make_encoder`."""
     return density_set_model(
-        config, data, options, lambda n_classes: GaussianMixture(data.dim, options.components, n_classes)
+        config, data, options,
+        lambda n_classes, latent_dim: GaussianMixture(data.dim, options.components, n_classes, latent_dim),
+        make_encoder,
     )

@@ -100,11 +100,12 @@ class SetFlow(hk.Module):
     zeroed on entry, masked out of attention and out of every log-determinant.
     """
 
-    def __init__(self, dim: int, cfg: SetFlowConfig, n_classes: int = 0, name: str | None = None):
+    def __init__(self, dim: int, cfg: SetFlowConfig, n_classes: int = 0, latent_dim: int = 0, name: str | None = None):
         super().__init__(name=name)
         self.dim = dim
         self.cfg = cfg
         self.n_classes = n_classes
+        self.latent_dim = latent_dim
         self.affines = [_Affine(dim, max(n_classes, 1), name=f"affine_{i}") for i in range(cfg.steps)]
         self.couplings = []
         if dim >= 2:
@@ -114,14 +115,20 @@ class SetFlow(hk.Module):
                 for i in range(cfg.steps)
             ]
 
-    def _context(self, labels):
-        if self.n_classes == 0 or not self.couplings:
+    def _context(self, labels, latent):
+        """[B, F] what every coupling's conditioner sees beside the points: label and/or latent, or None."""
+        if not self.couplings or not (self.n_classes or self.latent_dim):
             return None
-        return hk.Embed(self.n_classes, self.cfg.hidden, name="label_embedding")(labels)  # [B, F]
+        context = jnp.zeros((labels.shape[0], self.cfg.hidden))
+        if self.n_classes:
+            context = context + hk.Embed(self.n_classes, self.cfg.hidden, name="label_embedding")(labels)
+        if self.latent_dim:
+            context = context + hk.Linear(self.cfg.hidden, name="latent_context")(latent)
+        return context
 
-    def forward(self, x, mask, labels):
+    def forward(self, x, mask, labels, latent=None):
         x = zero_padding(x, mask)
-        context = self._context(labels)
+        context = self._context(labels, latent)
         logdet = jnp.zeros(x.shape[0])
         for i, affine in enumerate(self.affines):
             x, ld = affine.forward(x, mask, labels)
@@ -131,29 +138,34 @@ class SetFlow(hk.Module):
                 logdet = logdet + ld
         return x, logdet
 
-    def inverse(self, z, mask, labels):
+    def inverse(self, z, mask, labels, latent=None):
         z = zero_padding(z, mask)
-        context = self._context(labels)
+        context = self._context(labels, latent)
         for i in reversed(range(self.cfg.steps)):
             if self.couplings:
                 z = self.couplings[i].inverse(z, mask, context)
             z = self.affines[i].inverse(z, labels)
         return zero_padding(z, mask)
 
-    def log_prob(self, x, mask, labels):
-        z, logdet = self.forward(x, mask, labels)
+    def log_prob(self, x, mask, labels, latent=None):
+        z, logdet = self.forward(x, mask, labels, latent)
         return gaussian_log_prob(z, mask) + logdet
 
-    def sample(self, mask, labels):
+    def sample(self, mask, labels, latent=None):
         z = jax.random.normal(hk.next_rng_key(), mask.shape + (self.dim,))
-        return self.inverse(z, mask, labels)
+        return self.inverse(z, mask, labels, latent)
 
 
 @registry.register(
     "density", "setflow", SetFlowConfig,
     "exchangeable coupling flow with Set Transformer conditioners; exact order-free NLL",
-    cardinality="size",
+    cardinality="size", latent=True,
 )
-def build(config, data, options: SetFlowConfig):
-    """The `setflow` SetModel for `data` (a DataSpec); conditional when config.task is."""
-    return density_set_model(config, data, options, lambda n_classes: SetFlow(data.dim, options, n_classes))
+def build(config, data, options: SetFlowConfig, make_encoder=None):
+    """The `setflow` SetModel for `data` (a DataSpec); conditional when config.task is, latent-conditioned
+    (a VAE, as PointFlow) with `make_encoder`."""
+    return density_set_model(
+        config, data, options,
+        lambda n_classes, latent_dim: SetFlow(data.dim, options, n_classes, latent_dim),
+        make_encoder,
+    )
