@@ -172,12 +172,14 @@ def likelihood_jobs(work: Path, steps: int, ae_run: str | None) -> list[Job]:
                 continue
             name = f"{data}_{model}"
             sets = [a for k, v in options.items() for a in ("--set", f"model.decoder_options.{k}={v}")]
+            scores = [eval_cmd(work, name, *evaluate, "--split", "test", "--what", "gen", "--metrics", GEN_CD)]
+            if model != "gast":  # the NLL over the whole test split (all 10,000 MNIST test digits)
+                scores.append(eval_cmd(work, name, *evaluate[:1], "--split", "test", "--model-nll"))
             jobs.append(Job(
                 name,
                 [PS, "train", str(path), "--model", model, "--steps", str(steps), "--batch-size", "32", "--lr",
                  str(lr), "--eval-every", str(max(steps // 4, 1)), "--seed", "0", *sets],
-                [eval_cmd(work, name, *evaluate, "--split", "test", "--what", "all", "--metrics", GEN_CD),
-                 render_cmd(work, name)],
+                [*scores, render_cmd(work, name)],
                 cost * steps * (1 if data == "mnist" else 1.5),
             ))
     if ae_run:  # the best autoencoder of the MNIST suite, sampled from its l-GMM prior, on the same references

@@ -133,8 +133,9 @@ def evaluate_run(
             out["reconstruction"] = reconstruction(run, ds, idx, seed)
         if what in ("gen", "all"):
             out["generation"] = generation(run, ds, idx, seed, progress, metrics)
-    if what in ("nll", "all") and has_density:
-        from pointset_cli.likelihood import dataset_nll
+        if what in ("nll", "all") and has_density:
+            from pointset_cli.likelihood import index_batches, model_nll
 
-        out["likelihood"] = dataset_nll(run.model, run.params, path, split, run.config.data.batch_size)
+            batches = index_batches(ds, idx, run.config.data.batch_size)
+            out["likelihood"] = {**model_nll(run.model, run.params, batches), "split": split}
     return out

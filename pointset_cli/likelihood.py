@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,23 +65,12 @@ def model_nll(model: Any, params: Any, batches: Iterable[Any], unit_volume: floa
     }
 
 
-def split_batches(path: Path, split: str | None, batch_size: int) -> Iterator[Any]:
-    """Batches of a dataset file's split, in file order (no padding sets)."""
+def index_batches(ds: Any, idx: Any, batch_size: int) -> Iterator[Any]:
+    """Batches of the sets `idx` of an open SetDataset, in the given order (no padding sets)."""
     import jax.numpy as jnp
 
-    from pointset_cli.data.schema import SetDataset
     from pointset_cli.models import Batch
 
-    with SetDataset(Path(path)) as data:
-        idx = data.indices(split)
-        for start in range(0, len(idx), batch_size):
-            points, mask, labels = data.read(idx[start : start + batch_size])
-            yield Batch(jnp.asarray(points), jnp.asarray(mask), jnp.asarray(labels))
-
-
-def dataset_nll(
-    model: Any, params: Any, path: Path, split: str | None = "test", batch_size: int = 64, unit_volume: float | None = None
-) -> dict[str, float]:
-    """`model_nll` over a split of a dataset file, with the split's name recorded."""
-    result = model_nll(model, params, split_batches(path, split, batch_size), unit_volume)
-    return {**result, "split": split or "all"}
+    for start in range(0, len(idx), batch_size):
+        points, mask, labels = ds.read(idx[start : start + batch_size])
+        yield Batch(jnp.asarray(points), jnp.asarray(mask), jnp.asarray(labels))
