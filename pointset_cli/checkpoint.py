@@ -1,4 +1,5 @@
-"""Orbax checkpoints of the training state: `latest/` (every few steps) and `best/` (by validation loss).
+"""Orbax checkpoints of the training state: `latest/` (every few steps) and `best/` (by validation loss,
+parameters and step only).
 
 Saves are asynchronous; `wait()` (called before any exit) finishes them. A checkpoint that a kill
 left half-written is skipped with a warning naming it, and the newest readable one is used.
@@ -74,12 +75,15 @@ class Checkpoints:
                 self.latest.save(step, args=ocp.args.StandardSave(state))
 
     def save_best(self, step: int, state: Any, val_loss: float) -> None:
-        """Keep `state` if `val_loss` beats the best so far (Orbax keeps the single best)."""
+        """Keep `state`'s parameters and step if `val_loss` beats the best so far (Orbax keeps the
+        single best). Only what sample / eval / export read: a resume restores latest/, so the
+        optimiser state (twice the parameters' size with Adam) is not stored twice."""
         import orbax.checkpoint as ocp
 
         if step not in self.best.all_steps():
+            kept = {"params": state.params, "step": state.step}
             with _write_errors(self.root / "best" / str(step)):
-                self.best.save(step, args=ocp.args.StandardSave(state), metrics={"val_loss": float(val_loss)})
+                self.best.save(step, args=ocp.args.StandardSave(kept), metrics={"val_loss": float(val_loss)})
 
     def restore_latest(self, template: Any) -> Any | None:
         """The newest readable latest checkpoint restored into `template`'s structure, or None."""

@@ -103,17 +103,22 @@ def _m_step(z: np.ndarray, resp: np.ndarray, eye: np.ndarray) -> tuple[np.ndarra
 
 def save_prior(prior: GaussianMixture, path: Path) -> None:
     with atomic_path(path, force=True) as tmp, open(tmp, "wb") as f:
-        np.savez(f, weights=prior.weights, means=prior.means, chol=prior.chol)
+        # float32 halves the file (16 components x K^2 Cholesky factors); sampling reads them back as float64
+        np.savez(f, **{k: np.asarray(v, np.float32) for k, v in
+                       (("weights", prior.weights), ("means", prior.means), ("chol", prior.chol))})
 
 
 def load_prior(path: Path) -> GaussianMixture:
     try:
         with np.load(path, allow_pickle=False) as f:
-            prior = GaussianMixture(f["weights"], f["means"], f["chol"])
+            weights, means, chol = (np.asarray(f[k], np.float64) for k in ("weights", "means", "chol"))
+        prior = GaussianMixture(weights / weights.sum(), means, chol)  # float32 rounding: sum exactly 1 again
     except (OSError, KeyError, ValueError) as err:
         raise InputError(f"not a latent prior file: {err}", path) from None
     if prior.means.ndim != 2 or prior.chol.shape != (*prior.means.shape, prior.means.shape[1]):
         raise InputError("latent prior arrays have inconsistent shapes", path)
+    if not (np.isfinite(prior.weights).all() and np.isfinite(prior.means).all() and np.isfinite(prior.chol).all()):
+        raise InputError("latent prior holds non-finite values", path)
     return prior
 
 

@@ -97,3 +97,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_mnist, tm
         train(cfg, tmp_path / "run")
     assert err.value.exit_code == 1
     assert not [p for p in (tmp_path / "run" / "checkpoints" / "latest").glob("*") if p.name.isdigit()]
+
+
+@pytest.mark.slow
+def test_best_checkpoint_holds_the_parameters_only(straight):
+    """best/ is what sample / eval / export read: parameters and step, no optimiser state."""
+    import jax
+
+    from pointset_cli.checkpoint import load_params
+
+    root = straight.run_dir / "checkpoints"
+    best = [p for p in (root / "best").iterdir() if p.name.isdigit()]
+    params, step = load_params(root, lambda message: None)
+    assert len(best) == 1 and step == int(best[0].name)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(straight.state.params)
+    size = lambda d: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())  # noqa: E731
+    latest = max((p for p in (root / "latest").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    assert size(best[0]) < 0.6 * size(latest)  # Adam's two moments are left out
