@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The default demo (`make demo`): prepare the bundled MNIST digits as 2D point sets, train a small
-# TSPN set autoencoder (the best decoder of BENCHMARKS.md's MNIST table) for a few minutes on the CPU,
-# generate and reconstruct digits, render them and score the run. Everything lands in $DEMO_DIR
-# (default demo/). Reuses the pretrained run's config (checkpoints/mnist_tspn/config.yaml), so the
-# demo reproduces the shipped checkpoint.
+# TSPN set autoencoder (the best of BENCHMARKS.md's MNIST decoders at their own set sizes) for a few
+# minutes on the CPU, generate and reconstruct digits, render them and score the run. Everything
+# lands in $DEMO_DIR (default demo/). Reuses the pretrained run's config
+# (checkpoints/mnist_tspn/config.yaml), so the demo reproduces the shipped checkpoint.
 set -euo pipefail
 VENV=${VENV:-.venv}
 OUT=${DEMO_DIR:-demo}
