@@ -17,7 +17,6 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from pointset_cli import losses
-from pointset_cli.matching import assign
 
 
 def median_time(fn, *args, repeats: int = 3) -> float:

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real data sets live, and a CLI runner."""
+"""Shared fixtures: where the real data sets live, a tiny real data set, and a CLI runner."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (clone the repo beside ../shared)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory) -> Path:
+    """The first 60 bundled MNIST digits as a tiny HDF5 data set (train/val/test 40/10/10); read-only."""
+    from support.tinydata import make_tiny_mnist
+
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny") / "tiny.h5")
 
 
 @pytest.fixture()

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from training.tinydata import make_tiny_mnist
 
 TINY = ["--steps", "4", "--batch-size", "8", "--eval-every", "2", "--set", "train.checkpoint_every=2",
         "--set", "optim.warmup_steps=1", "-q"]
@@ -21,16 +20,11 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny.h5")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
-def test_train_sample_and_score_a_density_model(cli, tiny, tmp_path, name):
+def test_train_sample_and_score_a_density_model(cli, tiny_mnist, tmp_path, name):
     run = tmp_path / name
-    trained = cli(["train", tiny, *MODELS[name], *TINY, "--run-dir", run])
+    trained = cli(["train", tiny_mnist, *MODELS[name], *TINY, "--run-dir", run])
     assert trained.exit_code == 0, trained.stderr
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val_nll" in r for r in rows) == (name != "gast")
@@ -41,7 +35,7 @@ def test_train_sample_and_score_a_density_model(cli, tiny, tmp_path, name):
     sets = [np.load(f, allow_pickle=False) for f in sorted((tmp_path / "s").glob("*.npy"))]
     assert len(sets) == 3 and all(s.ndim == 2 and s.shape[1] == 2 and np.isfinite(s).all() for s in sets)
 
-    scored = cli(["eval", run, tiny, "--split", "test", "--what", "all", "--metrics", "mmd_cd,cov_cd,nna_cd",
+    scored = cli(["eval", run, tiny_mnist, "--split", "test", "--what", "all", "--metrics", "mmd_cd,cov_cd,nna_cd",
                   "--max-sets", "3", "--format", "json", "-q"])
     assert scored.exit_code == 0, scored.stderr
     report = json.loads(scored.stdout)
@@ -53,6 +47,6 @@ def test_train_sample_and_score_a_density_model(cli, tiny, tmp_path, name):
         assert nll["n_sets"] == 3  # --max-sets applies to the NLL too
 
 
-def test_gast_takes_no_encoder(cli, tiny, tmp_path):
-    result = cli(["train", tiny, "--model", "gast", "--encoder", "deepsets", *TINY, "--run-dir", tmp_path / "g"])
+def test_gast_takes_no_encoder(cli, tiny_mnist, tmp_path):
+    result = cli(["train", tiny_mnist, "--model", "gast", "--encoder", "deepsets", *TINY, "--run-dir", tmp_path / "g"])
     assert result.exit_code == 2 and "cannot be conditioned on an encoder's latent" in result.stderr

@@ -9,38 +9,36 @@ import textwrap
 import numpy as np
 import pytest
 
-from test_sample import run  # noqa: F401  (the bundled run, copied)
 
-
-def test_export_params_npz_without_pickle(cli, run, tmp_path):  # noqa: F811
+def test_export_params_npz_without_pickle(cli, shipped_run, tmp_path):
     out = tmp_path / "p.npz"
-    assert cli(["export", run, "--what", "model", "--format", "npz", "--out", out]).exit_code == 0
+    assert cli(["export", shipped_run, "--what", "model", "--format", "npz", "--out", out]).exit_code == 0
     with np.load(out, allow_pickle=False) as f:
         names = list(f.keys())
         assert names and all("/" in n for n in names)
         assert sum(f[n].size for n in names) > 1000
-    assert cli(["export", run, "--what", "model", "--format", "npz", "--out", out]).exit_code == 2
+    assert cli(["export", shipped_run, "--what", "model", "--format", "npz", "--out", out]).exit_code == 2
 
 
-def test_export_sets_as_ascii_ply_and_obj(cli, run, tmp_path):  # noqa: F811
-    r = cli(["export", run, "--what", "samples", "-n", "2", "--format", "ply", "--ascii", "--out", tmp_path / "p"])
+def test_export_sets_as_ascii_ply_and_obj(cli, shipped_run, tmp_path):
+    r = cli(["export", shipped_run, "--what", "samples", "-n", "2", "--format", "ply", "--ascii", "--out", tmp_path / "p"])
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "p" / "sample_0000.ply").read_text().startswith("ply\nformat ascii")
-    r = cli(["export", run, "--what", "samples", "-n", "2", "--format", "obj", "--out", tmp_path / "o"])
+    r = cli(["export", shipped_run, "--what", "samples", "-n", "2", "--format", "obj", "--out", tmp_path / "o"])
     assert r.exit_code == 0 and (tmp_path / "o" / "sample_0001.obj").read_text().lstrip().startswith(("v ", "#"))
-    assert cli(["export", run, "--what", "weights"]).exit_code == 2
+    assert cli(["export", shipped_run, "--what", "weights"]).exit_code == 2
 
 
 @pytest.mark.slow
-def test_stablehlo_runs_with_jax_alone_and_matches(cli, run, tmp_path):  # noqa: F811
+def test_stablehlo_runs_with_jax_alone_and_matches(cli, shipped_run, tmp_path):
     import jax
 
     from pointset_cli.training.trained import load_run
 
     out = tmp_path / "hlo"
-    result = cli(["export", run, "--what", "model", "--format", "stablehlo", "--out", out, "--batch-size", "3"])
+    result = cli(["export", shipped_run, "--what", "model", "--format", "stablehlo", "--out", out, "--batch-size", "3"])
     assert result.exit_code == 0, result.stderr
-    trained = load_run(run, print)
+    trained = load_run(shipped_run, print)
     z = np.random.default_rng(0).normal(size=(3, trained.config.model.latent_dim)).astype(np.float32)
     key = np.asarray(jax.random.PRNGKey(5))
     points, mask = trained.model.decode(trained.params, key, z, None)

@@ -3,60 +3,39 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from training.tinydata import make_tiny_mnist
 
-BUNDLED_RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_tspn"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A copy of the shipped run (commands write into the run folder by default)."""
-    if not (BUNDLED_RUN / "config.yaml").is_file():
-        pytest.skip("the bundled checkpoint checkpoints/mnist_tspn is missing")
-    dst = tmp_path_factory.mktemp("runs") / "mnist_tspn"
-    shutil.copytree(BUNDLED_RUN, dst)
-    return dst
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny.h5")
-
-
-def test_sample_writes_files_and_a_render_and_refuses_overwrite(cli, run, tmp_path):
+def test_sample_writes_files_and_a_render_and_refuses_overwrite(cli, shipped_run, tmp_path):
     out, png = tmp_path / "s", tmp_path / "grid.png"
-    result = cli(["sample", run, "-n", "4", "--seed", "1", "--out", out, "--format", "xyz", "--render", png])
+    result = cli(["sample", shipped_run, "-n", "4", "--seed", "1", "--out", out, "--format", "xyz", "--render", png])
     assert result.exit_code == 0, result.stderr
     files = sorted(out.glob("*.xyz"))
     assert [f.name for f in files] == [f"sample_{i:04d}.xyz" for i in range(4)]
     pts = np.loadtxt(files[0])
     assert pts.ndim == 2 and pts.shape[1] == 2 and len(pts) > 10 and np.isfinite(pts).all()
     assert png.read_bytes()[:4] == b"\x89PNG"
-    again = cli(["sample", run, "-n", "4", "--out", out, "--format", "xyz"])
+    again = cli(["sample", shipped_run, "-n", "4", "--out", out, "--format", "xyz"])
     assert again.exit_code == 2 and "--force" in again.stderr
-    assert cli(["sample", run, "-n", "4", "--out", out, "--format", "xyz", "--force"]).exit_code == 0
+    assert cli(["sample", shipped_run, "-n", "4", "--out", out, "--format", "xyz", "--force"]).exit_code == 0
 
 
-def test_same_seed_same_sets_and_fixed_size(cli, run, tmp_path):
-    a = cli(["sample", run, "-n", "3", "--seed", "7", "--out", tmp_path / "a", "--format", "npy"])
-    b = cli(["sample", run, "-n", "3", "--seed", "7", "--out", tmp_path / "b", "--format", "npy"])
-    c = cli(["sample", run, "-n", "3", "--seed", "8", "--out", tmp_path / "c", "--format", "npy", "--size", "40"])
+def test_same_seed_same_sets_and_fixed_size(cli, shipped_run, tmp_path):
+    a = cli(["sample", shipped_run, "-n", "3", "--seed", "7", "--out", tmp_path / "a", "--format", "npy"])
+    b = cli(["sample", shipped_run, "-n", "3", "--seed", "7", "--out", tmp_path / "b", "--format", "npy"])
+    c = cli(["sample", shipped_run, "-n", "3", "--seed", "8", "--out", tmp_path / "c", "--format", "npy", "--size", "40"])
     assert a.exit_code == b.exit_code == c.exit_code == 0, c.stderr
     load = lambda d: np.load(d / "sample_0000.npy", allow_pickle=False)  # noqa: E731
     np.testing.assert_array_equal(load(tmp_path / "a"), load(tmp_path / "b"))
     assert all(np.load(f, allow_pickle=False).shape == (40, 2) for f in (tmp_path / "c").glob("*.npy"))
 
 
-def test_h5_output_is_a_valid_dataset_and_denormalize(cli, run, tmp_path):
+def test_h5_output_is_a_valid_dataset_and_denormalize(cli, shipped_run, tmp_path):
     from pointset_cli.data.schema import SetDataset
 
-    result = cli(["sample", run, "-n", "5", "--out", tmp_path / "s.h5", "--format", "h5", "--denormalize"])
+    result = cli(["sample", shipped_run, "-n", "5", "--out", tmp_path / "s.h5", "--format", "h5", "--denormalize"])
     assert result.exit_code == 0, result.stderr
     with SetDataset(tmp_path / "s.h5") as ds:
         assert ds.n_sets == 5 and ds.dim == 2
@@ -65,14 +44,14 @@ def test_h5_output_is_a_valid_dataset_and_denormalize(cli, run, tmp_path):
     assert real.min() > -0.5 and real.max() < 1.5  # MNIST digits live in [0, 1]^2
 
 
-def test_label_needs_a_conditional_run_and_bad_size(cli, run, tmp_path):
-    assert cli(["sample", run, "--label", "3", "--out", tmp_path / "x"]).exit_code == 2
-    bad = cli(["sample", run, "--size", "100000", "--out", tmp_path / "x"])
+def test_label_needs_a_conditional_run_and_bad_size(cli, shipped_run, tmp_path):
+    assert cli(["sample", shipped_run, "--label", "3", "--out", tmp_path / "x"]).exit_code == 2
+    bad = cli(["sample", shipped_run, "--size", "100000", "--out", tmp_path / "x"])
     assert bad.exit_code == 2 and "--size" in bad.stderr
 
 
-def test_reconstruct_names_sets_by_source(cli, run, tiny, tmp_path):
-    result = cli(["sample", run, "--reconstruct", tiny, "--split", "test", "-n", "3", "--out", tmp_path / "r",
+def test_reconstruct_names_sets_by_source(cli, shipped_run, tiny_mnist, tmp_path):
+    result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "3", "--out", tmp_path / "r",
                   "--format", "npy", "--render", tmp_path / "r.png"])
     assert result.exit_code == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "r").iterdir())
@@ -85,8 +64,8 @@ def test_not_a_run_folder(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_run_reports_model_and_oracle_rows(cli, run, tiny):
-    result = cli(["eval", run, tiny, "--split", "test", "--format", "json", "--seed", "0", "-q"])
+def test_eval_run_reports_model_and_oracle_rows(cli, shipped_run, tiny_mnist):
+    result = cli(["eval", shipped_run, tiny_mnist, "--split", "test", "--format", "json", "--seed", "0", "-q"])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     rec, gen = report["reconstruction"], report["generation"]
@@ -94,10 +73,10 @@ def test_eval_run_reports_model_and_oracle_rows(cli, run, tiny):
     assert gen["model"]["n_samples"] == gen["model"]["n_refs"] == 10
     # Training digits must look more like test digits than the model's samples do, or about as much.
     assert gen["oracle"]["mmd_cd"] <= gen["model"]["mmd_cd"] * 1.5
-    assert json.loads((run / "eval.json").read_text())["generation"]["oracle"] == gen["oracle"]
+    assert json.loads((shipped_run / "eval.json").read_text())["generation"]["oracle"] == gen["oracle"]
 
 
-def test_reconstruction_is_scored_at_each_sets_own_size(run, tiny):
+def test_reconstruction_is_scored_at_each_sets_own_size(shipped_run, tiny_mnist):
     """CD compares each set with its reconstruction at the set's true size (the decoder is told it, as
     in training); the size the model picks by itself is scored separately (cd_own_size)."""
     from pointset_cli.cli.sample import load
@@ -112,8 +91,8 @@ def test_reconstruction_is_scored_at_each_sets_own_size(run, tiny):
             out.append(d.min(1).mean() + d.min(0).mean())
         return float(np.mean(out))
 
-    trained = load(run)
-    with SetDataset(tiny) as ds:
+    trained = load(shipped_run)
+    with SetDataset(tiny_mnist) as ds:
         idx = ds.indices("test")
         rec = reconstruct_sets(trained, ds, idx, seed=0, batch_size=trained.config.data.batch_size)
         scores = reconstruction(trained, ds, idx, seed=0)

@@ -10,20 +10,15 @@ import sys
 import pytest
 import yaml
 
-from training.tinydata import TINY_MODEL, make_tiny_mnist
+from support.tinydata import TINY_MODEL
 
 SETS = [a for s in TINY_MODEL for a in ("--set", s)]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("data") / "tiny.h5")
-
-
-def test_print_config_resolves_without_training(cli, tiny, tmp_path):
+def test_print_config_resolves_without_training(cli, tiny_mnist, tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("train:\n  steps: 11\n  seed: 4\n")
-    result = cli(["train", tiny, "--config", cfg_file, *SETS, "--set", "train.seed=5", "--seed", "6",
+    result = cli(["train", tiny_mnist, "--config", cfg_file, *SETS, "--set", "train.seed=5", "--seed", "6",
                   "--print-config", "--run-dir", tmp_path / "run"])
     assert result.exit_code == 0, result.stderr
     cfg = yaml.safe_load(result.stdout)
@@ -31,23 +26,23 @@ def test_print_config_resolves_without_training(cli, tiny, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_unknown_key_is_exit_2(cli, tiny, tmp_path):
-    result = cli(["train", tiny, "--set", "optim.learning_rate=1", "--run-dir", tmp_path / "r"])
+def test_unknown_key_is_exit_2(cli, tiny_mnist, tmp_path):
+    result = cli(["train", tiny_mnist, "--set", "optim.learning_rate=1", "--run-dir", tmp_path / "r"])
     assert result.exit_code == 2
     assert "valid keys: optim.lr" in result.stderr
 
 
 @pytest.mark.slow
-def test_train_refuse_existing_resume_and_config_mismatch(cli, tiny, tmp_path):
+def test_train_refuse_existing_resume_and_config_mismatch(cli, tiny_mnist, tmp_path):
     run = tmp_path / "run"
-    first = cli(["train", tiny, *SETS, "--steps", "2", "--run-dir", run, "--format", "json", "-q"])
+    first = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--run-dir", run, "--format", "json", "-q"])
     assert first.exit_code == 0, first.stderr
     summary = json.loads(first.stdout)
     assert summary["steps"] == 2 and summary["prior"]
     assert {"config.yaml", "env.json", "data.json", "metrics.jsonl", "checkpoints", "prior.npz"} <= {
         p.name for p in run.iterdir()}
     before = (run / "metrics.jsonl").read_text()
-    again = cli(["train", tiny, *SETS, "--steps", "2", "--run-dir", run])
+    again = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--run-dir", run])
     assert again.exit_code == 2 and "--resume" in again.stderr
     assert (run / "metrics.jsonl").read_text() == before  # untouched
     other = cli(["train", "--resume", "--run-dir", run, "--set", "model.latent_dim=9"])
@@ -57,13 +52,13 @@ def test_train_refuse_existing_resume_and_config_mismatch(cli, tiny, tmp_path):
     assert json.loads(resumed.stdout)["resumed_from"] == 2 and json.loads(resumed.stdout)["steps"] == 3
 
 
-def test_second_trainer_on_a_locked_run_is_refused(cli, tiny, tmp_path):
+def test_second_trainer_on_a_locked_run_is_refused(cli, tiny_mnist, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (run / ".lock").write_text(f"{owner.pid}\n")
-        result = cli(["train", tiny, *SETS, "--steps", "2", "--run-dir", run, "--resume"])
+        result = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--run-dir", run, "--resume"])
     finally:
         owner.kill()
         owner.wait()

@@ -8,13 +8,12 @@ holds the folder is refused; the lock a kill -9 leaves behind is taken over with
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from faults.runner import SETS, assert_same_state, checkpoint_steps, latest_state, our_lines, run, start, wait_for
+from support.runner import SETS, assert_same_state, checkpoint_steps, latest_state, our_lines, run, start, wait_for
 
 STEPS = 14  # checkpoints every 2 steps, evaluation every 3 (tinydata.TINY_MODEL)
 TRAIN = ["train", "tiny.h5", *SETS, "--steps", STEPS, "--set", "train.log_every=1", "--set", "data.jitter=0.01",

@@ -25,7 +25,7 @@ from pointset_cli.data.schema import SetDataset, validate
 from pointset_cli.errors import PointsetError
 from pointset_cli.io import read_shape, write_points
 from pointset_cli.io.mnist import read_mnist
-from training.tinydata import BUNDLED_MNIST
+from support.tinydata import BUNDLED_MNIST, make_tiny_mnist
 
 pytestmark = pytest.mark.slow
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
@@ -176,8 +176,6 @@ def _mutate_h5(path, mutation) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_h5(tmp_path_factory):
-    from training.tinydata import make_tiny_mnist
-
     return make_tiny_mnist(tmp_path_factory.mktemp("h5") / "tiny.h5", n=24)
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-from setdata import mnist_sets, modelnet_chairs, pad_with_garbage
+from support.setdata import mnist_sets, modelnet_chairs, pad_with_garbage
 
 from pointset_cli import losses
 from pointset_cli._nearest import nearest_index
@@ -158,4 +158,6 @@ def test_reconstruction_metrics_finish_with_one_xla_thread():
     sets = [image_to_set(img, 127) for img in images[:64]]
     brute = np.mean([cdist(s, 0.9 * s, "sqeuclidean").min(1).mean() + cdist(0.9 * s, s, "sqeuclidean").min(1).mean()
                      for s in sets])
+    x, m = pad_with_garbage(sets, np.random.default_rng(0))
     assert float(out.stdout.strip()) == pytest.approx(brute, rel=1e-4)
+    assert reconstruction_metrics(x, x * np.float32(0.9), m, m)["cd"] == pytest.approx(brute, rel=1e-4)

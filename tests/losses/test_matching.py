@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from setdata import modelnet_chairs, pad_with_garbage
+from support.setdata import modelnet_chairs, pad_with_garbage
 
 from pointset_cli import losses
 from pointset_cli.matching import assign

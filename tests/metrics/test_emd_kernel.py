@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 pytest.importorskip("numba")
-sys.path.insert(0, str(Path(__file__).parents[1] / "losses"))
-from setdata import modelnet_chairs, pad_with_garbage  # noqa: E402
 
 from pointset_cli import metrics  # noqa: E402
 from pointset_cli.kernels import emd  # noqa: E402
+from support.setdata import modelnet_chairs, pad_with_garbage  # noqa: E402
 
 
 def random_instance(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 from pointset_cli.data.schema import SetDataset
 from pointset_cli.errors import UsageError
 from pointset_cli.evaluation import _oracle_sets
-from training.tinydata import make_tiny_mnist
+from support.tinydata import make_tiny_mnist
 
 
 def _sets(ds: SetDataset, idx) -> set[bytes]:

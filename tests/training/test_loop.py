@@ -13,7 +13,7 @@ import pytest
 from pointset_cli import config
 from pointset_cli.errors import PointsetError
 from pointset_cli.training.loop import StderrReporter, TrainInterrupted, train
-from tinydata import TINY_MODEL
+from support.tinydata import TINY_MODEL
 
 
 def _cfg(data, *extra):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.tinydata import TINY_MODEL
+from support.tinydata import TINY_MODEL
 
 SETS = [a for s in TINY_MODEL for a in ("--set", s)]
 
