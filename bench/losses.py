@@ -1,10 +1,15 @@
-"""Chamfer forward+backward and exact assignment (EMD) against baselines measured in the same run.
+"""Chamfer forward+backward, exact assignment (EMD) and Sinkhorn's error, against baselines measured in the same run.
 
-python bench/losses.py [--quick] [--auction]  -> table on stdout, JSON in bench/results/losses.json.
+python bench/losses.py [--quick] [--auction] [--only chamfer,emd,sinkhorn]  -> tables on stdout, JSON in bench/results/losses.json.
+
+Sinkhorn is scored against the exact EMD (scipy's Hungarian solver) on real ModelNet10 chairs
+(../shared/data): 512 of each shape's 1,024 points, scaled into the unit sphere, in two regimes:
+two different chairs, and one chair against another 512 of its own points (a reconstruction).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -17,6 +22,9 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from pointset_cli import losses
+from pointset_cli.io.pcd import read_pcd
+
+CHAIRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "modelnet10_pcd1024" / "ModelNet10" / "pcd" / "chair"
 
 
 def median_time(fn, *args, repeats: int = 3) -> float:
@@ -63,28 +71,113 @@ def bench_emd(n: int, pairs: int, solvers=("scipy", "optax", "auction")) -> dict
     return row
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
-    chamfer_rows = bench_chamfer([512, 2048] if quick else [512, 2048, 8192])
-    # The auction needs thousands of O(N^2) Jacobi rounds at float32's eps: on 2 CPU cores it is far
-    # behind (minutes at N=256), so it is measured only on request, at N=64.
-    emd_rows = [bench_emd(256 if quick else 1024, 8 if quick else 32, ("scipy", "optax"))]
-    if "--auction" in sys.argv:
-        emd_rows.append(bench_emd(64, 32))
+def chair_pairs(pairs: int, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{regime: (x, y)} with x, y [pairs, n, 3]: different chairs, and a chair against itself resampled."""
+    rng = np.random.default_rng(2)
+    shapes = []
+    for f in sorted(CHAIRS.glob("test/*.pcd"))[: pairs + 1]:
+        p = read_pcd(f.read_bytes()).points
+        p = p - p.mean(0)
+        shapes.append(p / np.linalg.norm(p, axis=1).max())
+    halves = [rng.permutation(len(p))[: 2 * n] for p in shapes]
+    first = np.stack([p[h[:n]] for p, h in zip(shapes, halves)]).astype(np.float32)
+    second = np.stack([p[h[n:]] for p, h in zip(shapes, halves)]).astype(np.float32)
+    return {"different chairs": (first[:-1], first[1:]), "same chair resampled": (first[:-1], second[:-1])}
+
+
+def plain_sinkhorn(x, y, eps: float, iters: int):
+    """The baseline: log-domain Sinkhorn at a fixed eps from zero potentials (no eps scaling) -> [B]."""
+    c = jnp.sqrt(jnp.maximum(jnp.sum((x[:, :, None] - y[:, None]) ** 2, -1), 1e-12)) / eps  # [B, N, M]
+    log_a, log_b = -jnp.log(x.shape[1]), -jnp.log(y.shape[1])
+
+    def update(_, fg):
+        f, g = fg
+        f = -jax.nn.logsumexp(g[:, None, :] + log_b - c, axis=2)
+        g = -jax.nn.logsumexp(f[:, :, None] + log_a - c, axis=1)
+        return f, g
+
+    f, g = jax.lax.fori_loop(0, iters, update, (jnp.zeros(x.shape[:2]), jnp.zeros(y.shape[:2])))
+    plan = jnp.exp(f[:, :, None] + g[:, None, :] - c + log_a + log_b)
+    return jnp.sum(plan * c * eps, axis=(1, 2))
+
+
+def bench_sinkhorn(pairs: int, n: int, settings) -> list[dict]:
+    """Relative error vs the exact EMD and time of ours (eps scaling) and the plain baseline."""
+    rows = []
+    for regime, (x, y) in chair_pairs(pairs, n).items():
+        start = time.perf_counter()
+        exact = np.array([cdist(a, b)[linear_sum_assignment(cdist(a, b))].mean() for a, b in zip(x, y)])
+        row = {"regime": regime, "B": len(x), "N": n, "exact_emd_mean": float(exact.mean()),
+               "scipy_loop_s": time.perf_counter() - start}
+        for eps, iters in settings:
+            row = {**row, "eps": eps, "iters": iters}
+            for name, fn in (("ours", lambda a, b, e=eps, k=iters: losses.sinkhorn(a, b, eps=e, iters=k)),
+                             ("plain", lambda a, b, e=eps, k=iters: plain_sinkhorn(a, b, e, k))):
+                fn = jax.jit(fn)
+                rel = (np.asarray(fn(x, y)) - exact) / exact
+                row[f"{name}_mean_rel_err"] = float(rel.mean())
+                row[f"{name}_max_abs_rel_err"] = float(np.abs(rel).max())
+                row[f"{name}_s"] = median_time(fn, x, y, repeats=1)
+            print(f"sinkhorn {row}", file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows
+
+
+def print_chamfer(rows: list[dict]) -> None:
     print(f"backend {jax.default_backend()}; Chamfer forward+backward, B=32, D=3 (median of 3)")
     print("| N | ours (s) | materialised (s) | speed-up |\n| --- | --- | --- | --- |")
-    for r in chamfer_rows:
+    for r in rows:
         base = r["materialised_s"]
         ratio = f"{base / r['ours_s']:.1f}x" if base else "n/a (matrix too big)"
         print(f"| {r['N']} | {r['ours_s']:.3f} | {base if base is None else round(base, 3)} | {ratio} |")
-    for row in emd_rows:
+
+
+def print_emd(rows: list[dict]) -> None:
+    for row in rows:
         print(f"\nExact EMD, {row['B']} pairs at N={row['N']}: scipy loop {row['scipy_loop_s']:.2f} s")
         for solver in ("scipy", "optax", "auction"):
             if f"{solver}_s" in row:
                 print(f"  {solver}: {row[f'{solver}_s']:.2f} s, max relative error {row[f'{solver}_max_rel_err']:.1e}")
+
+
+def print_sinkhorn(rows: list[dict]) -> None:
+    print("\nSinkhorn vs exact EMD on ModelNet10 chairs, N=512, unit sphere: ours (eps scaling) and the plain "
+          "fixed-eps baseline; error = mean signed / max absolute relative error")
+    print("| pairs | exact EMD | eps | iterations | ours: error | plain: error | ours (s) | plain (s) | scipy loop (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        err = {k: f"{r[k + '_mean_rel_err']:+.1%} / {r[k + '_max_abs_rel_err']:.1%}" for k in ("ours", "plain")}
+        print(f"| {r['regime']} ({r['B']}) | {r['exact_emd_mean']:.4f} | {r['eps']} | {r['iters']} | {err['ours']} | "
+              f"{err['plain']} | {r['ours_s']:.2f} | {r['plain_s']:.2f} | {r['scipy_loop_s']:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--auction", action="store_true", help="also time the auction solver (N=64)")
+    parser.add_argument("--only", default="chamfer,emd,sinkhorn",
+                        help="sections to run; the others keep their figures from the previous JSON")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
     out = Path(__file__).parent / "results" / "losses.json"
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    if "chamfer" in only:
+        results["chamfer"] = bench_chamfer([512, 2048] if args.quick else [512, 2048, 8192])
+    if "emd" in only:
+        # The auction needs thousands of O(N^2) Jacobi rounds at float32's eps: on 2 CPU cores it is far
+        # behind (minutes at N=256), so it is measured only on request, at N=64.
+        results["emd"] = [bench_emd(256 if args.quick else 1024, 8 if args.quick else 32, ("scipy", "optax"))]
+        if args.auction:
+            results["emd"].append(bench_emd(64, 32))
+    if "sinkhorn" in only:
+        settings = [(0.03, 100), (0.01, 100), (0.01, 400), (0.003, 400), (0.003, 1600)]  # (0.01, 100): the default
+        results["sinkhorn"] = bench_sinkhorn(8 if args.quick else 32, 512, settings[:2] if args.quick else settings)
+    results["backend"] = jax.default_backend()
+    for section, show in (("chamfer", print_chamfer), ("emd", print_emd), ("sinkhorn", print_sinkhorn)):
+        if section in results:
+            show(results[section])
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"backend": jax.default_backend(), "chamfer": chamfer_rows, "emd": emd_rows}, indent=2))
+    out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -160,10 +160,14 @@ def sinkhorn(
 ) -> jax.Array:
     """Entropic optimal transport cost <P, C> between uniform measures on the real points -> [B].
 
-    Log-domain Sinkhorn with `iters` full updates at regularisation `eps` (in cost units). With the
-    default Euclidean cost it approximates the EMD (mean over points of the matched distance) and
-    approaches it as eps -> 0 with enough iterations. The gradient is P * dC (envelope theorem, the
-    plan held fixed), so the iterations are not differentiated.
+    Log-domain Sinkhorn with epsilon scaling: the first half of the `iters` updates anneal the
+    regularisation geometrically from the set pair's largest cost down to `eps` (in cost units),
+    the second half run at `eps`, warm-started. Without the annealing, small eps converges slowly:
+    on pairs of nearby sets (a reconstruction and its target) 100 plain updates at eps = 0.01 missed
+    the EMD by up to 36% (bench/losses.py). With the default Euclidean cost it approximates the EMD
+    (mean over points of the matched distance) and approaches it as eps -> 0. The gradient is
+    P * dC (envelope theorem, the plan held fixed), so the iterations are not differentiated.
+    Invariant to the order of either set.
     """
     check_metric(metric)
     x, x_mask = _mask_and_clean(x, x_mask)
@@ -171,16 +175,19 @@ def sinkhorn(
     cost = pairwise_cost(x, y, metric)  # [B, N, M]
     log_a = jnp.where(x_mask, -jnp.log(jnp.maximum(jnp.sum(x_mask, -1, keepdims=True), 1)), -jnp.inf)
     log_b = jnp.where(y_mask, -jnp.log(jnp.maximum(jnp.sum(y_mask, -1, keepdims=True), 1)), -jnp.inf)
-    c = jax.lax.stop_gradient(cost) / eps
+    real = x_mask[:, :, None] & y_mask[:, None, :]
+    c = jax.lax.stop_gradient(cost)
+    start = jnp.maximum(jnp.max(jnp.where(real, c, 0.0), axis=(1, 2)), eps)  # [B], the first eps
+    anneal = max(iters // 2, 1)
 
-    def update(_, fg):
-        f, g = fg  # dual potentials divided by eps, [B, N] and [B, M]
-        f = -jax.nn.logsumexp(g[:, None, :] + log_b[:, None, :] - c, axis=2)
-        g = -jax.nn.logsumexp(f[:, :, None] + log_a[:, :, None] - c, axis=1)
+    def update(t, fg):
+        f, g = fg  # dual potentials in cost units, [B, N] and [B, M]
+        e = jnp.maximum(eps, start * (eps / start) ** (t / anneal))[:, None]  # [B, 1]
+        f = -e * jax.nn.logsumexp((g[:, None, :] - c) / e[:, :, None] + log_b[:, None, :], axis=2)
+        g = -e * jax.nn.logsumexp((f[:, :, None] - c) / e[:, :, None] + log_a[:, :, None], axis=1)
         return f, g
 
     f, g = jax.lax.fori_loop(0, iters, update, (jnp.zeros_like(log_a), jnp.zeros_like(log_b)))
-    log_plan = f[:, :, None] + g[:, None, :] - c + log_a[:, :, None] + log_b[:, None, :]
-    real = x_mask[:, :, None] & y_mask[:, None, :]
+    log_plan = (f[:, :, None] + g[:, None, :] - c) / eps + log_a[:, :, None] + log_b[:, None, :]
     plan = jax.lax.stop_gradient(jnp.where(real, jnp.exp(log_plan), 0.0))
     return _reduce(jnp.sum(plan * cost, axis=(1, 2)), reduction)

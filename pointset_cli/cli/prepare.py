@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
         split_from_layout: bool = typer.Option(
             True, "--split-from-layout/--no-split-from-layout", help="Use train/val/test folders as splits."
         ),
+        stratify: bool = typer.Option(
+            False, "--stratify", help="Draw --val/--test-fraction from each class in its share (to within one set)."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seeds sampling and the split draw."),
         workers: int = typer.Option(os.cpu_count() or 1, "--workers", help="Reader processes (1: no pool)."),
         skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable files and list them at the end."),
@@ -76,7 +79,7 @@ def register(app: typer.Typer) -> None:
         opts = PrepareOptions(
             points=points, max_points=max_points or 2048, sampler=sampler, normalize=normalize,
             threshold=threshold, val_fraction=val_fraction, test_fraction=test_fraction,
-            split_from_layout=split_from_layout, seed=seed, workers=workers, skip_bad=skip_bad,
+            split_from_layout=split_from_layout, stratify=stratify, seed=seed, workers=workers, skip_bad=skip_bad,
         )
         with make_progress(quiet) as progress:
             task = progress.add_task("reading", total=None, status="")

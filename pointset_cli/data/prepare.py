@@ -51,6 +51,7 @@ class PrepareOptions:
     val_fraction: float = 0.0
     test_fraction: float = 0.0
     split_from_layout: bool = True
+    stratify: bool = False  # draw val/test in each class's proportion
     seed: int = 0
     workers: int = 1
     skip_bad: bool = False
@@ -190,7 +191,7 @@ def prepare(
 
     classes = [str(d) for d in range(10)] if mnist else sorted({s.label for s in sets})
     labels = np.array([classes.index(s.label) for s in sets], np.int32)
-    split = assign_splits([s.split if opts.split_from_layout else None for s in sets], opts)
+    split = assign_splits([s.split if opts.split_from_layout else None for s in sets], opts, labels)
     points = [s.points for s in sets]
     center = np.array([s.center for s in sets])
     scale = np.array([s.scale for s in sets])
@@ -242,24 +243,44 @@ def _sampler_name(opts: PrepareOptions, mnist: bool, any_mesh: bool) -> str:
     return "points"
 
 
-def assign_splits(layout: list[str | None], opts: PrepareOptions) -> np.ndarray:
+def assign_splits(layout: list[str | None], opts: PrepareOptions, labels: np.ndarray | None = None) -> np.ndarray:
     """Split codes [M] uint8: the layout's split where given, else drawn by the fractions with opts.seed.
 
     test_fraction draws from the sets without a layout split. val_fraction draws from those too and,
     when the layout has train but no val folders (ModelNet's train/test), from the layout's training
-    sets as well, so best-checkpoint selection never looks at the test split.
+    sets as well, so best-checkpoint selection never looks at the test split. With opts.stratify,
+    each draw takes every class (labels [M]) in its share, to within one set.
     """
     split = np.array([SPLITS.index(s) if s else 0 for s in layout], np.uint8)
     free = np.flatnonzero([s is None for s in layout])
     rng = np.random.default_rng(opts.seed)
+
+    by_class = opts.stratify and labels is not None
     order = free[rng.permutation(len(free))]
+    if by_class:
+        order = stratified(order, labels[order], rng)
     n_test = round(opts.test_fraction * len(free))
     split[order[:n_test]] = SPLITS.index("test")
     layout_train = np.flatnonzero([s == "train" for s in layout]) if "val" not in layout else np.zeros(0, int)
     candidates = np.concatenate([order[n_test:], layout_train[rng.permutation(len(layout_train))]])
+    if by_class:
+        candidates = stratified(candidates, labels[candidates], rng)
     n_val = round(opts.val_fraction * (len(free) + len(layout_train)))
     split[candidates[:n_val]] = SPLITS.index("val")
     return split
+
+
+def stratified(idx: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """idx [M] reordered so that every prefix holds each class in proportion to within one set.
+
+    The j-th of a class's n members (in the given order) gets the key (j + u) / n, u ~ U[0, 1);
+    sorting by key interleaves the classes evenly and keeps each class's own order.
+    """
+    key = np.empty(len(idx))
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        key[members] = (np.arange(len(members)) + rng.uniform(size=len(members))) / len(members)
+    return idx[np.argsort(key, kind="stable")]
 
 
 def _normalize_global(

@@ -22,16 +22,16 @@ from pointset_cli.models.cardinality import Decoded, decided_sizes, presence_bce
 from pointset_cli.models.config import ModelConfig
 
 
-def set_loss(name: str, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
-    """[B] loss between points [B, S, D] (mask [B, S], presence [B, S] or None) and target [B, N, D]."""
-    if name == "chamfer":
+def set_loss(cfg: ModelConfig, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
+    """[B] cfg.loss between points [B, S, D] (mask [B, S], presence [B, S] or None) and target [B, N, D]."""
+    if cfg.loss == "chamfer":
         weights = presence if unordered_presence else None
         return losses.chamfer(points, target, None if unordered_presence else mask, target_mask, x_weights=weights)
-    if name == "hungarian":
+    if cfg.loss == "hungarian":
         if unordered_presence:
             return losses.hungarian(points, target, None, target_mask, x_presence=presence)
         return losses.hungarian(points, target, mask, target_mask)
-    return losses.sinkhorn(points, target, mask, target_mask)
+    return losses.sinkhorn(points, target, mask, target_mask, eps=cfg.sinkhorn_eps, iters=cfg.sinkhorn_iters)
 
 
 def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, ordered: bool):
@@ -43,7 +43,7 @@ def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, or
     presence_terms = []
     for points, presence in steps:
         mask = presence_mask(presence, sizes, ordered) if mode == "presence" else out.mask
-        per_step.append(set_loss(cfg.loss, points, mask, presence, target, target_mask, unordered))
+        per_step.append(set_loss(cfg, points, mask, presence, target, target_mask, unordered))
         if mode == "presence":
             presence_terms.append(presence_bce(presence, sizes, ordered))
     metrics = {"set_loss": jnp.mean(per_step[-1])}

@@ -7,6 +7,8 @@ only process 0 (`primary`) touches the run folder. On CPU, cross-process collect
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,24 @@ def init_distributed(coordinator: str | None, num_processes: int | None, process
     except Exception as err:  # noqa: BLE001 - connection failures come as several XLA error types
         msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         raise PointsetError(f"cannot join the distributed run at {coordinator}: {msg}") from None
+    _native_stdout_to_stderr()
+
+
+def _native_stdout_to_stderr() -> None:
+    """Send what native code writes to file descriptor 1 (gloo's `[Gloo] Rank ...` lines) to stderr.
+
+    Python's sys.stdout keeps the original stdout, so `--format json` stays one clean document.
+    Does nothing when sys.stdout is not file descriptor 1 (a test runner capturing output).
+    """
+    try:
+        if sys.stdout.fileno() != 1:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stdout.flush()
+    original = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(original, "w", encoding=sys.stdout.encoding, errors=sys.stdout.errors, buffering=1)
 
 
 def parse_devices(text: str) -> int | None:

@@ -76,6 +76,18 @@ def test_fractions_and_layout_switch(cli, tmp_path):
     assert report["splits"] == {"train": 0, "val": 0, "test": 240}
 
 
+def test_stratify_gives_each_class_its_share(cli, tmp_path):
+    def val_per_class(*extra):
+        out = tmp_path / f"s{len(extra)}.h5"
+        run_json(cli, [SUBSET, "-o", out, "--points", "8", "--no-split-from-layout", "--val-fraction", "0.2", *extra])
+        with SetDataset(out) as ds:
+            return np.bincount(ds.read(ds.indices("val"))[2], minlength=3)
+
+    assert val_per_class("--stratify").tolist() == [16, 16, 16]  # 80 sets per class
+    plain = val_per_class()
+    assert plain.sum() == 48 and plain.tolist() != [16, 16, 16]  # seed 0 draws unevenly
+
+
 def test_glob_is_expanded(cli, tmp_path):
     report = run_json(cli, [str(SUBSET / "*" / "train" / "*_000?.pcd"), "-o", tmp_path / "g.h5"])
     assert report["n_sets"] == 3 * 9 and report["splits"]["train"] == 27

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from pointset_cli.data import normalize
-from pointset_cli.data.prepare import PrepareOptions, collect_inputs, prepare
+from pointset_cli.data.prepare import PrepareOptions, assign_splits, collect_inputs, prepare
 from pointset_cli.data.schema import SetDataset, validate
 from pointset_cli.errors import UsageError
 from pointset_cli.io import read_shape
+from pointset_cli.io.mnist import read_mnist
 
 BUNDLED_DATA = Path(__file__).resolve().parents[2] / "data"
 SUBSET = BUNDLED_DATA / "modelnet10_subset"
@@ -88,6 +89,26 @@ def test_fraction_splits_are_seeded(tmp_path):
     np.testing.assert_array_equal(pts, pts2)
     val3, _, pts3 = split_of(2)
     assert not np.array_equal(val, val3) and not np.array_equal(pts, pts3)
+
+
+def test_stratified_splits_keep_each_digits_share():
+    labels = read_mnist(MNIST / "t10k-images-idx3-ubyte.gz")[1][:997]  # real, unequal class sizes
+    counts = np.bincount(labels)
+
+    def splits(stratify: bool, layout=None):
+        opts = PrepareOptions(val_fraction=0.15, test_fraction=0.1, stratify=stratify, seed=3)
+        split = assign_splits(layout or [None] * len(labels), opts, labels)
+        return split, [np.bincount(labels[split == code], minlength=10) for code in (1, 2)]
+
+    _, (val, test) = splits(True)
+    assert test.sum() == round(0.1 * 997) and val.sum() == round(0.15 * 997)
+    assert np.abs(test - 0.1 * counts).max() <= 1 and np.abs(val - 0.15 * counts).max() <= 2
+    assert np.abs(splits(False)[1][1] - 0.1 * counts).max() > 1  # what stratifying fixes
+    # train/test folders without val: val comes from the layout's train sets, in each class's share
+    layout = ["test" if i % 4 == 0 else "train" for i in range(len(labels))]
+    split, (val, _) = splits(True, layout)
+    assert (split[::4] == 2).all() and (split[np.arange(len(labels)) % 4 != 0] != 2).all()
+    assert np.abs(val - 0.15 * np.bincount(labels[split != 2], minlength=10)).max() <= 1
 
 
 def test_meshes_are_sampled_to_the_asked_count(tmp_path, shared_data):

@@ -80,3 +80,19 @@ def test_conditional_task_decodes_from_labels(name, mnist_batch, tiny_config):
     same_label = np.flatnonzero(mnist_batch.labels == mnist_batch.labels[0])
     for i in same_label:  # the label alone sets z
         np.testing.assert_array_equal(z[i], z[same_label[0]])
+
+
+def test_sinkhorn_loss_takes_eps_and_iterations_from_the_config(mnist_batch):
+    from pointset_cli import losses
+    from pointset_cli.errors import UsageError
+    from pointset_cli.models import ModelConfig
+    from pointset_cli.models.objective import set_loss
+
+    target, mask = jnp.asarray(mnist_batch.points), jnp.asarray(mnist_batch.mask)
+    points = target[:, ::-1] * 0.9  # reversed order: padding first
+    args = (points, mask[:, ::-1], None, target, mask, False)
+    tuned = set_loss(ModelConfig(loss="sinkhorn", sinkhorn_eps=0.003, sinkhorn_iters=40), *args)
+    np.testing.assert_allclose(tuned, losses.sinkhorn(points, target, mask[:, ::-1], mask, eps=0.003, iters=40))
+    assert not np.allclose(tuned, set_loss(ModelConfig(loss="sinkhorn"), *args), rtol=1e-3)
+    with pytest.raises(UsageError, match="sinkhorn_eps"):
+        build_model(ModelConfig(name="mlp", loss="sinkhorn", sinkhorn_eps=0.0), DataSpec(2, 8, 10))
