@@ -1,36 +1,31 @@
 """Nearest-neighbour search on the CPU with numba: no distance matrix, all cores.
 
 `available()` says whether numba imports; `nearest_index_host` is called through
-`jax.pure_callback` by pointset_cli._nearest on the CPU backend. Compiled kernels are cached on
-disk by numba (first use compiles for a few seconds).
+`jax.pure_callback` by pointset_cli._nearest on the CPU backend. The kernel is a module-level
+function (not a closure), so numba's on-disk cache serves it to every later process; only the
+first use on a machine compiles (a few seconds).
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+try:
+    import numba
+except ImportError:  # the pure-JAX tiled search runs instead
+    numba = None
 
 METRICS = ("sq", "l1", "huber")
 
 
-@functools.cache
 def available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return numba is not None
 
 
-@functools.cache
-def _kernel(metric: str):
-    import numba
-
-    code = METRICS.index(metric)  # a compile-time constant: the branch below folds away
+if numba is not None:
 
     @numba.njit(inline="always")
-    def term(diff):
+    def _term(diff, code):
         if code == 0:
             return diff * diff
         a = abs(diff)
@@ -39,7 +34,7 @@ def _kernel(metric: str):
         return 0.5 * diff * diff if a < 1.0 else a - 0.5
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def search(x, y_t, out):  # x [B, N, D], y_t [B, D, M] with +inf at padding
+    def _search(x, y_t, out, code):  # x [B, N, D], y_t [B, D, M] with +inf at padding; code: METRICS index
         b_count, n, d_count = x.shape
         m = y_t.shape[2]
         for flat in numba.prange(b_count * n):
@@ -48,7 +43,7 @@ def _kernel(metric: str):
             for d in range(d_count):  # coordinate-major so the j loops vectorise
                 xd = x[b, i, d]
                 for j in range(m):
-                    dist[j] += term(xd - y_t[b, d, j])
+                    dist[j] += _term(xd - y_t[b, d, j], code)
             best = np.inf
             for j in range(m):
                 best = min(best, dist[j])
@@ -56,8 +51,6 @@ def _kernel(metric: str):
                 if dist[j] == best:
                     out[b, i] = j
                     break
-
-    return search
 
 
 def nearest_index_host(x: np.ndarray, y: np.ndarray, y_mask: np.ndarray, metric: str) -> np.ndarray:
@@ -68,5 +61,5 @@ def nearest_index_host(x: np.ndarray, y: np.ndarray, y_mask: np.ndarray, metric:
     mask = np.asarray(y_mask, bool).reshape(y3.shape[:2])
     y_t = np.ascontiguousarray(np.where(mask[..., None], y3, np.inf).transpose(0, 2, 1))
     out = np.zeros(x3.shape[:2], np.int32)
-    _kernel(metric)(x3, y_t, out)
+    _search(x3, y_t, out, METRICS.index(metric))
     return out.reshape(*lead, -1)
