@@ -8,7 +8,9 @@ left half-written is skipped with a warning naming it, and the newest readable o
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,7 @@ def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Calla
     import orbax.checkpoint as ocp
 
     steps = sorted(mgr.all_steps(), reverse=True)
+    _quiet_failed_restores()
     for i, step in enumerate(steps):
         try:
             restored = mgr.restore(step, args=ocp.args.StandardRestore(template))
@@ -130,6 +133,28 @@ def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Calla
         fallback = f"using step {steps[i + 1]}" if i + 1 < len(steps) else "no earlier checkpoint"
         warn(f"warning: {directory / str(step)}: unreadable checkpoint ({msg}); {fallback}")
     return None
+
+
+def _quiet_failed_restores() -> None:
+    """Silence the echoes of failed Orbax restores, which we report ourselves in one line each.
+
+    Its reader threads leave futures nobody awaits (asyncio logs each: "Task exception was never
+    retrieved") and callbacks on an event loop it has closed (each an unraisable
+    RuntimeError('Event loop is closed')): dozens of tracebacks on stderr. Drop exactly those; other
+    log records and unraisable exceptions pass through.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "quiets_failed_restore", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        err = unraisable.exc_value
+        if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.quiets_failed_restore = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
 
 
 def _mismatch(template: Any, restored: Any) -> str | None:

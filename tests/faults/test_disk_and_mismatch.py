@@ -104,3 +104,26 @@ def test_resume_with_a_foreign_checkpoint_is_refused_naming_the_difference(work)
     assert re.search(r"params\['[^']+'\]\['[wb]'\]: shape \([^)]*9[^)]*\) saved, \([^)]*8[^)]*\) configured",
                      lines[0]), lines[0]  # the parameter and both shapes (latent size 9 saved, 8 configured)
     assert checkpoint_steps(run_copy) == [2]  # nothing written over it
+
+
+@pytest.mark.slow
+def test_resume_past_a_corrupt_checkpoint_says_so_in_one_line(work):
+    work, env = work
+    run_copy = work / "corrupt"
+    shutil.copytree(work / "run", run_copy)
+
+    def resume(steps: int) -> tuple[int, str]:
+        proc = start(["train", "--resume", "--run-dir", run_copy, "--steps", steps, "-q"], work, env)
+        return _finish({"resume": (proc,)})["resume"]
+
+    rc, stderr = resume(4)
+    assert rc == 0 and checkpoint_steps(run_copy) == [2, 4], stderr
+    for f in (run_copy / "checkpoints" / "latest" / "4").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "METADATA" not in f.name:
+            f.write_bytes(b"\0" * 7)  # truncated garbage
+    rc, stderr = resume(6)
+    # Orbax's threads used to add dozens of "Event loop is closed" / "exception was never retrieved" tracebacks
+    lines = our_lines(stderr)
+    assert rc == 0 and len(lines) == 1, stderr
+    assert lines[0].startswith("warning: ") and "unreadable checkpoint" in lines[0] and "using step 2" in lines[0]
+    assert checkpoint_steps(run_copy) == [4, 6]
