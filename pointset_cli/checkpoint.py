@@ -21,9 +21,12 @@ _TMP_MARK = ".orbax-checkpoint-tmp"
 
 
 def _quiet_absl() -> None:
+    """Orbax logs through absl: its info lines, and on a failed save the same error once per writer
+    thread with tracebacks. Every failure also reaches us as an exception, which we report in one
+    line (`_saving`, `_restore_newest`), so absl shows only fatal messages."""
     import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
+    absl.logging.set_verbosity(absl.logging.FATAL)
 
 
 def _manager(directory: Path, max_to_keep: int, best: bool, read_only: bool = False) -> Any:
