@@ -41,6 +41,8 @@ class OptimConfig:
     end_lr: float = 1e-5  # cosine decay ends here at the last step
     clip_norm: float = 1.0  # global gradient-norm clip; 0 turns it off
     weight_decay: float = 0.0  # > 0 switches Adam to AdamW
+    b1: float = 0.9  # Adam's first-moment decay (GANs often train better at 0.5 or 0)
+    b2: float = 0.999  # Adam's second-moment decay
 
 
 @dataclasses.dataclass(frozen=True)
