@@ -1,6 +1,7 @@
-"""Chamfer forward+backward, exact assignment (EMD) and Sinkhorn's error, against baselines measured in the same run.
+"""Chamfer forward+backward, exact assignment (EMD) and Sinkhorn's error, against baselines from the same run.
 
-python bench/losses.py [--quick] [--auction] [--only chamfer,emd,sinkhorn]  -> tables on stdout, JSON in bench/results/losses.json.
+python bench/losses.py [--quick] [--auction] [--only chamfer,emd,sinkhorn]
+  -> tables on stdout, JSON in bench/results/losses.json.
 
 Sinkhorn is scored against the exact EMD (scipy's Hungarian solver) on real ModelNet10 chairs
 (../shared/data): 512 of each shape's 1,024 points, scaled into the unit sphere, in two regimes:
@@ -24,7 +25,8 @@ from scipy.spatial.distance import cdist
 from pointset_cli import losses
 from pointset_cli.io.pcd import read_pcd
 
-CHAIRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "modelnet10_pcd1024" / "ModelNet10" / "pcd" / "chair"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CHAIRS = DATA / "modelnet10_pcd1024" / "ModelNet10" / "pcd" / "chair"
 
 
 def median_time(fn, *args, repeats: int = 3) -> float:
@@ -143,7 +145,8 @@ def print_emd(rows: list[dict]) -> None:
 def print_sinkhorn(rows: list[dict]) -> None:
     print("\nSinkhorn vs exact EMD on ModelNet10 chairs, N=512, unit sphere: ours (eps scaling) and the plain "
           "fixed-eps baseline; error = mean signed / max absolute relative error")
-    print("| pairs | exact EMD | eps | iterations | ours: error | plain: error | ours (s) | plain (s) | scipy loop (s) |")
+    print("| pairs | exact EMD | eps | iterations | ours: error | plain: error | ours (s) | plain (s) "
+          "| scipy loop (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         err = {k: f"{r[k + '_mean_rel_err']:+.1%} / {r[k + '_max_abs_rel_err']:.1%}" for k in ("ours", "plain")}

@@ -37,7 +37,9 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     if cfg.latent_dim < 1:
         raise UsageError(f"latent_dim must be positive, got {cfg.latent_dim}")
     if not cfg.sinkhorn_eps > 0 or cfg.sinkhorn_iters < 1:
-        raise UsageError(f"sinkhorn_eps must be > 0 and sinkhorn_iters >= 1 (got {cfg.sinkhorn_eps}, {cfg.sinkhorn_iters})")
+        raise UsageError(
+            f"sinkhorn_eps must be > 0 and sinkhorn_iters >= 1 (got {cfg.sinkhorn_eps}, {cfg.sinkhorn_iters})"
+        )
     decoder_entry = registry.get(("decoder", "density"), cfg.name)
     dec_cfg = registry.config_from_options(decoder_entry.config_cls, cfg.decoder_options, "decoder_options.")
     if decoder_entry.kind == "density":  # point-process models build their own SetModel

@@ -21,7 +21,8 @@ def test_export_params_npz_without_pickle(cli, shipped_run, tmp_path):
 
 
 def test_export_sets_as_ascii_ply_and_obj(cli, shipped_run, tmp_path):
-    r = cli(["export", shipped_run, "--what", "samples", "-n", "2", "--format", "ply", "--ascii", "--out", tmp_path / "p"])
+    r = cli(["export", shipped_run, "--what", "samples", "-n", "2", "--format", "ply", "--ascii",
+             "--out", tmp_path / "p"])
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "p" / "sample_0000.ply").read_text().startswith("ply\nformat ascii")
     r = cli(["export", shipped_run, "--what", "samples", "-n", "2", "--format", "obj", "--out", tmp_path / "o"])

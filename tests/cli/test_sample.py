@@ -25,7 +25,8 @@ def test_sample_writes_files_and_a_render_and_refuses_overwrite(cli, shipped_run
 def test_same_seed_same_sets_and_fixed_size(cli, shipped_run, tmp_path):
     a = cli(["sample", shipped_run, "-n", "3", "--seed", "7", "--out", tmp_path / "a", "--format", "npy"])
     b = cli(["sample", shipped_run, "-n", "3", "--seed", "7", "--out", tmp_path / "b", "--format", "npy"])
-    c = cli(["sample", shipped_run, "-n", "3", "--seed", "8", "--out", tmp_path / "c", "--format", "npy", "--size", "40"])
+    c = cli(["sample", shipped_run, "-n", "3", "--seed", "8", "--out", tmp_path / "c", "--format", "npy",
+             "--size", "40"])
     assert a.exit_code == b.exit_code == c.exit_code == 0, c.stderr
     load = lambda d: np.load(d / "sample_0000.npy", allow_pickle=False)  # noqa: E731
     np.testing.assert_array_equal(load(tmp_path / "a"), load(tmp_path / "b"))
@@ -51,8 +52,8 @@ def test_label_needs_a_conditional_run_and_bad_size(cli, shipped_run, tmp_path):
 
 
 def test_reconstruct_names_sets_by_source(cli, shipped_run, tiny_mnist, tmp_path):
-    result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "3", "--out", tmp_path / "r",
-                  "--format", "npy", "--render", tmp_path / "r.png"])
+    result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "3",
+                  "--out", tmp_path / "r", "--format", "npy", "--render", tmp_path / "r.png"])
     assert result.exit_code == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "r").iterdir())
     assert names[0].startswith("recon_00050_t10k-images-idx3-ubyte_50") and len(names) == 3
