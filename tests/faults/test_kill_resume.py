@@ -16,6 +16,9 @@ import pytest
 from support.runner import SETS, assert_same_state, checkpoint_steps, latest_state, our_lines, run, start, wait_for
 
 STEPS = 14  # checkpoints every 2 steps, evaluation every 3 (tinydata.TINY_MODEL)
+# Each step of the faulty chain lasts at least this long, so every moment below lasts long enough to
+# be caught by a 2 ms poll on any machine; the run it is compared with goes at full speed.
+STEP_SECONDS = 0.3
 TRAIN = ["train", "tiny.h5", *SETS, "--steps", STEPS, "--set", "train.log_every=1", "--set", "data.jitter=0.01",
          "--seed", "3", "-q"]
 
@@ -66,7 +69,7 @@ def test_kills_and_sigterm_then_resume_equal_an_uninterrupted_run(workdir):
     record = []
     for i, (moment, came, signum) in enumerate(FAULTS):
         ckpt, log = max(checkpoint_steps(run_dir), default=0), max(_logged_steps(run_dir), default=0)
-        proc = start([*args, *(["--resume"] if i else [])], workdir)
+        proc = start([*args, *(["--resume"] if i else [])], workdir, step_seconds=STEP_SECONDS)
         wait_for(lambda: came(run_dir, ckpt, log), proc, moment)  # noqa: B023 - called within the iteration
         if i == 2:  # while a trainer owns the folder, a second one is refused
             second = run([*args, "--resume"], workdir)

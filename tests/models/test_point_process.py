@@ -161,7 +161,8 @@ def synthetic_process(n_sets: int, seed: int):
 
 def fit(model, batch, steps: int, lr: float):
     params = jax.jit(model.init)(jax.random.PRNGKey(0), batch)
-    opt = optax.adam(lr)
+    # A decaying rate settles at the optimum; at a constant one the fit ends wherever its last steps swing it.
+    opt = optax.adam(optax.cosine_decay_schedule(lr, steps))
     state = opt.init(params)
 
     @jax.jit
@@ -179,25 +180,31 @@ def fit(model, batch, steps: int, lr: float):
     "name,steps,lr,options",
     [
         ("poisson", 300, 0.05, {"components": 4}),
-        pytest.param("setflow", 150, 0.02, {"steps": 2, "hidden": 8, "heads": 2}, marks=pytest.mark.slow),
+        pytest.param("setflow", 300, 0.02, {"steps": 2, "hidden": 8, "heads": 2}, marks=pytest.mark.slow),
     ],
 )
 def test_training_recovers_size_law_and_intensity(name, steps, lr, options):
-    data, size_law = synthetic_process(1000, seed=0)
+    """Maximum likelihood recovers the training sets' own size law, intensity and mean point.
+
+    The targets are the statistics of the 1,000 training sets (what the fit converges to), not of the
+    generating process, which they miss by up to 0.04 in size-law distance. Over data and init seeds
+    0-7 the setflow fit stays within half of each tolerance on the size law and within 0.036 of the
+    mean point (worst seed; 5% on the left count).
+    """
+    data, _ = synthetic_process(1000, seed=0)
     model = build(name, 2, 6, **options)
     params = fit(model, data, steps, lr)
     points, mask = jax.jit(model.sample, static_argnums=2)(params, jax.random.PRNGKey(1), 4000)
     points, mask = np.asarray(points), np.asarray(mask)
+    real, real_mask = np.asarray(data.points), np.asarray(data.mask)
 
-    hist = np.bincount(mask.sum(1), minlength=len(size_law)) / len(mask)
-    assert 0.5 * np.abs(hist - size_law).sum() < 0.05
-    # intensity: expected count in the half-plane x < 0 is E[k] * P(x < 0) under the true process
-    mean_k = float(np.dot(np.arange(len(size_law)), size_law))
-    p_left = 0.3 * norm.cdf(1 / 0.3) + 0.7 * norm.cdf(-1 / 0.3)
+    hist = np.bincount(mask.sum(1), minlength=7) / len(mask)
+    data_hist = np.bincount(real_mask.sum(1), minlength=7) / len(real_mask)
+    assert 0.5 * np.abs(hist - data_hist).sum() < 0.05
+    # intensity: the expected count in the half-plane x < 0
     count_left = np.sum((points[..., 0] < 0) & mask) / len(mask)
-    assert count_left == pytest.approx(mean_k * p_left, rel=0.08)
-    mean_point = points[mask].mean(0)
-    np.testing.assert_allclose(mean_point, [0.3 * -1 + 0.7 * 1, 0.7 * 0.5], atol=0.05)
+    assert count_left == pytest.approx(np.sum((real[..., 0] < 0) & real_mask) / len(real_mask), rel=0.08)
+    np.testing.assert_allclose(points[mask].mean(0), real[real_mask].mean(0), atol=0.05)
 
 
 def test_box_volume_is_the_bounding_box_of_real_points():

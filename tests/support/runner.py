@@ -24,10 +24,20 @@ def env(**extra: str) -> dict[str, str]:
     return {**base, "JAX_PLATFORMS": "cpu", "POINTSET_DEBUG": "0", **extra}
 
 
+TESTS = Path(__file__).resolve().parents[1]
+
+
 def start(args: Sequence[object], cwd: Path, extra_env: dict[str, str] | None = None,
-          preexec: Callable[[], None] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pointset_cli", *map(str, args)], cwd=cwd,
-                            env=env(**(extra_env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+          preexec: Callable[[], None] | None = None, step_seconds: float | None = None) -> subprocess.Popen:
+    """`pointset ARGS` as a child process; `step_seconds` pauses before each training batch (support.paced)."""
+    extra = dict(extra_env or {})
+    command = ["-m", "pointset_cli"]
+    if step_seconds is not None:
+        command = ["-m", "support.paced"]
+        extra["POINTSET_TEST_STEP_SECONDS"] = str(step_seconds)
+        extra["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, *command, *map(str, args)], cwd=cwd,
+                            env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=preexec)
 
 
