@@ -19,7 +19,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pointset_cli import metrics
 from pointset_cli.io import read_shape
-from pointset_cli.kernels import emd
+from pointset_cli.distances import auction_kernel as emd
 
 CHAIRS = Path(__file__).resolve().parents[2] / "shared/data/modelnet10_pcd1024/ModelNet10/pcd/chair/test"
 

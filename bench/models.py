@@ -23,9 +23,10 @@ import optax
 
 from pointset_cli.io.mnist import image_to_set, read_mnist
 from pointset_cli.io.pcd import read_pcd
-from pointset_cli.models import Batch, DataSpec, ModelConfig, build_model
+from pointset_cli.data.batching import Batch
+from pointset_cli.models import DataSpec, ModelConfig, build_model
 from pointset_cli.models.catalog import model_param_count
-from pointset_cli.registry import names
+from pointset_cli.models.registry import names
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SLOW = {"rnn", "dspn"}

@@ -21,7 +21,25 @@ import yaml
 
 from pointset_cli.errors import UsageError
 from pointset_cli.fsutil import atomic_path
-from pointset_cli.models.config import ModelConfig
+
+
+TASKS = ("autoencode", "conditional")
+SET_LOSSES = ("chamfer", "hungarian", "sinkhorn")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tspn"  # decoder registry name: mlp | rnn | dspn | tspn | slot | queries
+    encoder: str | None = None  # deepsets | set_transformer; None = the decoder's paper default
+    task: str = "autoencode"  # autoencode (set -> z -> set) | conditional (label -> z -> set)
+    latent_dim: int = 128  # K; divisible by the Set Transformer's seed count (its z is the seeds' set)
+    loss: str = "chamfer"  # chamfer | hungarian | sinkhorn (plus the decoder's presence/size terms)
+    sinkhorn_eps: float = 0.01  # loss "sinkhorn": entropic regularisation, in the cost's units
+    sinkhorn_iters: int = 100  # loss "sinkhorn": updates (half of them anneal eps down)
+    encoder_options: dict = dataclasses.field(default_factory=dict)  # overrides of the encoder's own Config fields
+    decoder_options: dict = dataclasses.field(default_factory=dict)  # overrides of the decoder's own Config fields
+    presence_weight: float = 1.0  # weight of the presence BCE (decoders with cardinality "presence")
+    size_weight: float = 1.0  # weight of the size cross-entropy (decoders with cardinality "size")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,3 +44,11 @@ def atomic_path(path: Path, force: bool = False) -> Iterator[Path]:
         raise PointsetError(f"cannot write: {err.strerror or err}", path) from err
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def make_folder(path: Path) -> None:
+    """Create folder `path` (and its parents) unless it exists; one clear error otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PointsetError(f"cannot create folder: {err.strerror or err}", path) from None

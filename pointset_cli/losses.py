@@ -12,9 +12,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pointset_cli._nearest import nearest_index
-from pointset_cli._pointcost import check_metric, pairwise_cost, point_cost
-from pointset_cli.matching import assign
+from pointset_cli.distances.nearest import nearest_index
+from pointset_cli.distances.costs import check_metric, pairwise_cost, point_cost
+from pointset_cli.distances.assignment import assign
 
 REDUCTIONS = ("none", "mean", "sum")
 _BCE_CLIP = 1e-6

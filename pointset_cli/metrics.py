@@ -53,7 +53,7 @@ def _pairwise(kind, a, b, a_mask, b_mask, chunk, progress, solver="scipy") -> np
     ii, jj = np.triu_indices(len(a), 1) if symmetric else np.divmod(np.arange(len(a) * len(b)), len(b))
     out = np.zeros((len(a), len(b)), np.float32)
     if kind == "emd" and solver == "auction-numba":
-        from pointset_cli.kernels.emd import pairwise_emd_host
+        from pointset_cli.distances.auction_kernel import pairwise_emd_host
 
         b_arg, bm_arg = (a, a_mask) if symmetric else (b, b_mask)
         eps = emd_error_bound(solver, a[a_mask], b[b_mask])
@@ -88,16 +88,16 @@ def pairwise_emd(
     a, b, a_mask=None, b_mask=None, *, solver: str = "auto", chunk: int = 16, progress: Progress | None = None
 ) -> np.ndarray:
     """EMD (input units) between every set of a and of b -> [Ma, Mb]; all sizes must be equal
-    (ValueError otherwise). solver: see pointset_cli.matching ("auto": resolve_emd_solver); each
+    (ValueError otherwise). solver: see pointset_cli.distances.assignment ("auto": resolve_emd_solver); each
     entry is within emd_error_bound(solver, a, b) of the exact EMD."""
     return _pairwise("emd", a, b, a_mask, b_mask, chunk, progress, resolve_emd_solver(solver))
 
 
 def resolve_emd_solver(solver: str) -> str:
     """The solver "auto" stands for in all-pairs EMD: "auction-numba" (fastest on CPU, bounded error)
-    when numba imports, else pointset_cli.matching's "auto" (exact)."""
-    from pointset_cli.kernels.nearest import available
-    from pointset_cli.matching import resolve_solver
+    when numba imports, else pointset_cli.distances.assignment's "auto" (exact)."""
+    from pointset_cli.distances.nearest_kernel import available
+    from pointset_cli.distances.assignment import resolve_solver
 
     if solver == "auto" and available():
         return "auction-numba"

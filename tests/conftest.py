@@ -23,11 +23,27 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bundled_data() -> Path:
+    """The data sets shipped in data/ (MNIST test digits, a ModelNet10 subset): always there."""
+    return BUNDLED_DATA
+
+
+@pytest.fixture(scope="session")
 def tiny_mnist(tmp_path_factory) -> Path:
     """The first 60 bundled MNIST digits as a tiny HDF5 data set (train/val/test 40/10/10); read-only."""
-    from support.tinydata import make_tiny_mnist
+    from pointset_testing.tinydata import make_tiny_mnist
 
     return make_tiny_mnist(tmp_path_factory.mktemp("tiny") / "tiny.h5")
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tiny_mnist):
+    """All sets of tiny_mnist as padded arrays: points [60, N, 2], mask [60, N]."""
+    from pointset_cli.data.schema import SetDataset
+
+    with SetDataset(tiny_mnist) as ds:
+        points, mask, _ = ds.read(ds.indices())
+    return points, mask
 
 
 @pytest.fixture()

@@ -118,7 +118,8 @@ def hint(message: str, quiet: bool = False) -> None:
         err_console.print(message, highlight=False)
 
 
-def not_available(command: str, issue: str) -> None:
-    """Exit 2 for a command a later release provides."""
-    typer.echo(f"error: `pointset {command}` is not available yet ({issue})", err=True)
-    raise typer.Exit(2)
+def load_run(run: Any):
+    """A TrainedRun with checkpoint and config warnings on stderr (sample, export and eval)."""
+    from pointset_cli.run.load import load_run as load
+
+    return load(run, lambda text: err_console.print(text, highlight=False, markup=False))

@@ -1,4 +1,5 @@
-"""`pointset eval --samples PATH --refs PATH`: score generated sets against references."""
+"""`pointset eval RUN` (a trained run on a dataset split) and `pointset eval --samples PATH --refs PATH`
+(any generated sets against references): the tables of the literature's metrics, or JSON."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pointset_cli.cli._common import (
     QuietOption,
     err_console,
     handle_errors,
+    load_run,
     make_progress,
     out_console,
     print_json,
@@ -29,6 +31,14 @@ UNITS = {
     "nna_cd": ("1-NNA-CD (%)", 100.0),
     "nna_emd": ("1-NNA-EMD (%)", 100.0),
     "jsd": ("JSD (x10^2)", 1e2),
+}
+
+
+RECON_UNITS = {
+    "cd": ("CD (x10^3)", 1e3),
+    "emd": ("EMD (x10^2)", 1e2),
+    "cd_own_size": ("CD at own size (x10^3)", 1e3),
+    "cardinality_accuracy": ("size acc. (%)", 100.0),
 }
 
 
@@ -52,9 +62,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         chosen = _parse_metrics(metrics)
         if run is not None:
-            from pointset_cli.cli._eval_run import eval_run
-
-            return eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet,
+            return _eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet,
                             chosen)
         if samples is None or refs is None:
             raise UsageError("give both --samples PATH and --refs PATH")
@@ -75,9 +83,9 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
 
 def _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet) -> dict:
     from pointset_cli import metrics as metrics_lib
-    from pointset_cli._setfiles import read_sets
+    from pointset_cli.data.collections import read_sets
     from pointset_cli.errors import InputError
-    from pointset_cli.matching import SOLVERS
+    from pointset_cli.distances.assignment import SOLVERS
 
     if emd_solver not in SOLVERS:
         raise UsageError(f"unknown --emd-solver {emd_solver!r}; valid: {', '.join(SOLVERS)}")
@@ -119,3 +127,53 @@ def _print_table(result: dict, chosen: tuple[str, ...]) -> None:
         bound = result.get("emd_error_bound", 0.0)
         how = "exact assignment" if not bound else f"auction assignment, each EMD within {bound:.2g} of the optimum"
         err_console.print(f"EMD by {how} ({result['emd_solver']}); distances in the sets' own units.")
+
+
+def _eval_run(run: Path, data: Path | None, split: str, what: str, seed: int, max_sets: int | None,
+             fmt: OutputFormat, quiet: bool, metrics: tuple[str, ...] | None = None) -> None:
+    from pointset_cli.run import folder
+    from pointset_cli.run.evaluate import evaluate_run
+
+    trained = load_run(run)
+    with make_progress(quiet) as bar:
+        task = bar.add_task("distances", total=None, status="")
+        result = evaluate_run(trained, data, split, what, seed, max_sets, metrics=metrics,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    folder.write_json(trained.paths.eval_json, result)
+    if fmt == OutputFormat.json:
+        print_json(result)
+    else:
+        _print_run_tables(result)
+        err_console.print(f"wrote {trained.paths.eval_json}", highlight=False)
+
+
+def _print_run_tables(result: dict) -> None:
+    from rich.table import Table
+
+    where = f"{result['split']} split of {result['dataset']} (normalisation: {result['normalization']})"
+    if "reconstruction" in result:
+        rec = result["reconstruction"]
+        table = Table(title=f"Reconstruction, {rec['n_sets']} sets, {where}")
+        for key, (title, _) in RECON_UNITS.items():
+            table.add_column(title, justify="right")
+        table.add_row(*(f"{rec[k] * f:.2f}" for k, (_, f) in RECON_UNITS.items()))
+        out_console.print(table)
+    if "generation" in result:
+        gen = result["generation"]
+        names = [k for k in UNITS if k in gen["model"]]
+        table = Table(title=f"Generation, {gen['model']['n_samples']} samples vs {gen['model']['n_refs']} references, {where}")
+        table.add_column("")
+        for name in names:
+            table.add_column(UNITS[name][0], justify="right")
+        for row in ("model", "oracle"):
+            table.add_row(row, *(f"{gen[row][name] * UNITS[name][1]:.2f}" for name in names))
+        out_console.print(table)
+        for note in gen["notes"]:
+            err_console.print(note, highlight=False)
+    if "likelihood" in result:
+        nll = result["likelihood"]
+        table = Table(title=f"Likelihood, {nll['n_sets']} sets, {where}, unit volume U = {nll['unit_volume']:.4g}")
+        for title in ("NLL (nats/set)", "size term", "point term", "bits/point"):
+            table.add_column(title, justify="right")
+        table.add_row(*(f"{nll[k]:.2f}" for k in ("nll", "size_nll", "point_nll", "bits_per_point")))
+        out_console.print(table)

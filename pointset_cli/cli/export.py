@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pointset_cli.cli._common import ForceOption, QuietOption, handle_errors, hint
+from pointset_cli.cli._common import ForceOption, QuietOption, handle_errors, hint, load_run
 from pointset_cli.errors import UsageError
 
 WHAT = ("samples", "reconstructions", "model")
@@ -31,12 +31,12 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QuietOption,
     ) -> None:
         """Export generated or reconstructed sets as files, or the trained model (NPZ / StableHLO)."""
-        from pointset_cli import export as lib
-        from pointset_cli.cli.sample import load
+        from pointset_cli.run import export as lib
+        from pointset_cli.run import generate, outputs
 
         if what not in WHAT:
             raise UsageError(f"--what must be one of {', '.join(WHAT)}")
-        trained = load(run)
+        trained = load_run(run)
         if what == "model":
             fmt = fmt or "npz"
             if fmt == "npz":
@@ -47,10 +47,10 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"--what model takes --format npz or stablehlo, not {fmt!r}")
         else:
             if what == "samples":
-                sets = lib.generated(trained, n, seed, denormalize=denormalize)
+                sets = generate.generated(trained, n, seed, denormalize=denormalize)
             else:
-                sets = lib.reconstructed(trained, data, split, n, seed, denormalize)
-            paths = lib.write_sets(sets, out or run / what, fmt or "ply", binary=not ascii_ply, force=force)
+                sets = generate.reconstructed(trained, data, split, n, seed, denormalize)
+            paths = outputs.write_sets(sets, out or run / what, fmt or "ply", binary=not ascii_ply, force=force)
         for path in paths:
             typer.echo(str(path))
         hint(f"exported {what} of step {trained.step} to {paths[0].parent if len(paths) > 1 else paths[0]}", quiet)

@@ -6,14 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pointset_cli.cli._common import ForceOption, QuietOption, err_console, handle_errors, hint
-
-
-def load(run: Path):
-    """A TrainedRun with checkpoint warnings on stderr (shared by sample, export and eval)."""
-    from pointset_cli.training.trained import load_run
-
-    return load_run(run, lambda text: err_console.print(text, highlight=False, markup=False))
+from pointset_cli.cli._common import ForceOption, QuietOption, handle_errors, hint, load_run
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +30,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QuietOption,
     ) -> None:
         """Generate new sets from a trained run (or reconstruct real ones with --reconstruct)."""
-        from pointset_cli import export
+        from pointset_cli.run import generate, outputs
 
         if out is None and render is None:
             out = run / "samples"
@@ -45,12 +38,12 @@ def register(app: typer.Typer) -> None:
             from pointset_cli.errors import OutputExistsError
 
             raise OutputExistsError(render)
-        trained = load(run)
+        trained = load_run(run)
         if reconstruct is not None:
-            sets = export.reconstructed(trained, reconstruct, split, n, seed, denormalize)
+            sets = generate.reconstructed(trained, reconstruct, split, n, seed, denormalize)
         else:
-            sets = export.generated(trained, n, seed, label, size, temperature, denormalize)
-        written = export.write_sets(sets, out, fmt, binary=not ascii_ply, force=force) if out is not None else []
+            sets = generate.generated(trained, n, seed, label, size, temperature, denormalize)
+        written = outputs.write_sets(sets, out, fmt, binary=not ascii_ply, force=force) if out is not None else []
         if render is not None:
             from pointset_cli.render import render_sets
 

@@ -19,6 +19,9 @@ from pointset_cli.cli._common import (
     make_progress,
     print_json,
 )
+from pointset_cli.config import ModelConfig
+from pointset_cli.models.builtins import listed
+from pointset_cli.models.registry import MODEL_KINDS
 
 
 class RichReporter:
@@ -36,7 +39,10 @@ class RichReporter:
         self.task = self.progress.add_task("train", total=total, completed=done, status="")
         self.t0, self.done0 = time.perf_counter(), done
 
-    def step(self, step: int, loss: float) -> None:
+    def step(self, step: int, loss: float | None) -> None:
+        if loss is None:  # read back at log, eval and checkpoint steps only
+            self.progress.update(self.task, completed=step)
+            return
         rate = (step - self.done0) / max(time.perf_counter() - self.t0, 1e-9)
         self.progress.update(self.task, completed=step, status=f"loss {loss:.4g}  {rate:.1f} steps/s")
 
@@ -64,15 +70,27 @@ def _flags(**kw: Any) -> dict[str, Any]:
     return out
 
 
+def _resolved(cfg: Any) -> Any:
+    """The run config with its model resolved: every encoder and decoder option named, all validated."""
+    import dataclasses
+
+    from pointset_cli.models import resolve_model
+
+    return dataclasses.replace(cfg, model=resolve_model(cfg.model))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     @handle_errors
     def train(
         data: Path = typer.Argument(None, help="Dataset from `pointset prepare` (or data.path in --config)."),
-        model: str = typer.Option(None, "--model", "-m", help="Decoder: mlp rnn dspn tspn slot queries (default tspn)."),
+        model: str = typer.Option(None, "--model", "-m", help=f"Model: {', '.join(listed(*MODEL_KINDS))} (default "
+                                  f"{ModelConfig.name}; `pointset models` describes each)."),
         task: str = typer.Option(None, "--task", help="autoencode (set -> z -> set) or conditional (label -> set)."),
-        loss: str = typer.Option(None, "--loss", help="chamfer, hungarian or sinkhorn."),
-        encoder: str = typer.Option(None, "--encoder", help="deepsets or set_transformer (default: the model's)."),
+        loss: str = typer.Option(None, "--loss", help=f"Set loss: {', '.join(listed('loss'))} "
+                                 f"(default {ModelConfig.loss})."),
+        encoder: str = typer.Option(None, "--encoder", help=f"Encoder: {', '.join(listed('encoder'))} "
+                                    "(default: the model's)."),
         latent_dim: int = typer.Option(None, "--latent-dim", help="Latent size K."),
         batch_size: int = typer.Option(None, "--batch-size", "-b"),
         steps: int = typer.Option(None, "--steps", help="Total optimiser steps (also after --resume)."),
@@ -111,7 +129,8 @@ def register(app: typer.Typer) -> None:
         saved = root / "config.yaml"
         if resume and saved.is_file():
             cfg = config.resolve(config_file, sets, flags, base_file=saved)
-            config.check_resumable(config.load(saved), cfg)
+            config.check_resumable(_resolved(config.load(saved)), _resolved(cfg))
+        cfg = _resolved(cfg)
         if print_config:
             sys.stdout.write(config.dump_yaml(cfg))
             return

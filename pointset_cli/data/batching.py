@@ -17,10 +17,12 @@ from pointset_cli.config import DataConfig
 from pointset_cli.errors import InputError
 
 
-class NumpyBatch(NamedTuple):
-    points: np.ndarray  # [B, N, D] float32
-    mask: np.ndarray  # [B, N] bool
-    labels: np.ndarray  # [B] int32
+class Batch(NamedTuple):
+    """A batch of padded sets, the one form every model, loss and step takes (NumPy or JAX arrays)."""
+
+    points: Any  # [B, N, D] float32; padding rows may hold anything
+    mask: Any  # [B, N] bool, True where a point is real
+    labels: Any  # [B] int32 class labels
 
 
 def rotation_matrix(angle: float, dim: int, up_axis: int) -> np.ndarray:
@@ -78,7 +80,7 @@ class BatchStream:
         order = np.random.default_rng([self.seed, epoch]).permutation(self.indices)
         return order[pos * self.batch_size : (pos + 1) * self.batch_size]
 
-    def batch(self, step: int, part: tuple[int, int] = (0, 1)) -> NumpyBatch:
+    def batch(self, step: int, part: tuple[int, int] = (0, 1)) -> Batch:
         """Rows of step `step`'s batch that part `part` = (i, P) of P reads (contiguous, B / P of them)."""
         rows = _part_rows(self.batch_size, part)
         points, mask, labels = self.dataset.read(self.batch_indices(step)[rows])
@@ -88,7 +90,7 @@ class BatchStream:
                            np.random.default_rng([self.seed, 1 << 20, step, row]))
                    for i, row in enumerate(range(rows.start, rows.stop))]
             points, mask = np.concatenate([p for p, _ in out]), np.concatenate([m for _, m in out])
-        return NumpyBatch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32))
+        return Batch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32))
 
 
 def _augments(cfg: DataConfig) -> bool:
@@ -103,7 +105,7 @@ def _part_rows(batch_size: int, part: tuple[int, int]) -> slice:
 
 def fixed_batches(
     dataset: Any, indices: np.ndarray, batch_size: int, part: tuple[int, int] = (0, 1)
-) -> Iterator[tuple[NumpyBatch, int]]:
+) -> Iterator[tuple[Batch, int]]:
     """Every set of `indices` once, in order, in batches of exactly `batch_size` (one shape).
 
     The last batch is padded by repeating its first sets; yields (batch, number of real rows of the
@@ -117,4 +119,4 @@ def fixed_batches(
         if n_real < batch_size:
             chunk = np.resize(chunk, batch_size)
         points, mask, labels = dataset.read(chunk[rows])
-        yield NumpyBatch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32)), n_real
+        yield Batch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32)), n_real

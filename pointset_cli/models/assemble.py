@@ -1,4 +1,5 @@
-"""ModelConfig + DataSpec -> SetModel: look up the encoder and decoder, wrap them in one haiku transform.
+"""ModelConfig + DataSpec -> SetModel: resolve the config, look up the encoder and decoder, wrap them
+in one haiku transform.
 
 Glossary: B batch, N points (padded), D point dimension, K latent size, S output slots.
 Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label.
@@ -6,13 +7,17 @@ Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of t
 
 from __future__ import annotations
 
+import dataclasses
+
 import haiku as hk
 import jax.numpy as jnp
 
-from pointset_cli import registry
+from pointset_cli.config import TASKS, ModelConfig
+from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
-from pointset_cli.models import Batch, DataSpec, SetModel
-from pointset_cli.models.config import SET_LOSSES, TASKS, ModelConfig
+from pointset_cli.models import registry
+from pointset_cli.models.setmodel import DataSpec, SetModel
+from pointset_cli.models.decoder import Decoded, Decoder, TargetLoss
 from pointset_cli.models.objective import objective
 
 
@@ -21,44 +26,76 @@ def _choice(value: str, valid: tuple[str, ...], what: str) -> None:
         raise UsageError(f"unknown {what} '{value}'; valid: {', '.join(valid)}")
 
 
-def _encoder(cfg: ModelConfig, decoder: registry.Entry):
-    """(module factory, tokens) for the set encoder."""
-    name = cfg.encoder or decoder.info["encoder"]
+def _encoder_config(cfg: ModelConfig, name: str, model: registry.Entry) -> tuple[registry.Entry, object]:
+    """The encoder's entry and frozen Config: the model's paper options for its own encoder
+    (DSPN: FSPool), under the user's overrides."""
     entry = registry.get("encoder", name)
-    # The decoder's paper settings for its default encoder (DSPN: FSPool), under the user's overrides.
-    defaults = decoder.info.get("encoder_options", {}) if name == decoder.info.get("encoder") else {}
-    enc_cfg = registry.config_from_options(entry.config_cls, {**defaults, **cfg.encoder_options}, "encoder_options.")
-    return entry.build(enc_cfg, cfg.latent_dim)
+    defaults = model.encoder_options if name == model.encoder else {}
+    return entry, registry.config_from_options(entry.config_cls, {**defaults, **cfg.encoder_options},
+                                               "encoder_options.")
 
 
-def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
+def _uses_encoder(cfg: ModelConfig, model: registry.Entry) -> bool:
+    """Decoders encode sets when autoencoding (conditional ones embed the label); whole models only
+    when given an encoder, and only those that take a latent."""
+    if model.kind == "decoder":
+        if cfg.task == "conditional" and cfg.encoder_options:
+            raise UsageError("--task conditional decodes a label embedding: encoder_options do not apply")
+        return cfg.task == "autoencode"
+    if not cfg.encoder:
+        if cfg.encoder_options:
+            raise UsageError(f"model '{cfg.name}' has no encoder to take encoder_options")
+        return False
+    if not model.latent or cfg.task != "autoencode":
+        raise UsageError(f"model '{cfg.name}' cannot be conditioned on an encoder's latent"
+                         + ("" if model.latent else " (poisson and setflow can)")
+                         + ("" if cfg.task == "autoencode" else f" with --task {cfg.task}"))
+    return True
+
+
+def resolve(cfg: ModelConfig) -> ModelConfig:
+    """`cfg` with its encoder named (None where there is none) and every encoder and decoder option
+    filled in from the code's defaults, all validated; resolve(resolve(c)) == resolve(c)."""
     _choice(cfg.task, TASKS, "task")
-    _choice(cfg.loss, SET_LOSSES, "loss")
+    registry.get("loss", cfg.loss)
     if cfg.latent_dim < 1:
         raise UsageError(f"latent_dim must be positive, got {cfg.latent_dim}")
     if not cfg.sinkhorn_eps > 0 or cfg.sinkhorn_iters < 1:
         raise UsageError(
             f"sinkhorn_eps must be > 0 and sinkhorn_iters >= 1 (got {cfg.sinkhorn_eps}, {cfg.sinkhorn_iters})"
         )
-    decoder_entry = registry.get(("decoder", "density"), cfg.name)
-    dec_cfg = registry.config_from_options(decoder_entry.config_cls, cfg.decoder_options, "decoder_options.")
-    if decoder_entry.kind == "density":  # point-process models build their own SetModel
-        if not cfg.encoder:
-            return decoder_entry.build(cfg, data, dec_cfg)
-        if not decoder_entry.info.get("latent") or cfg.task != "autoencode":
-            raise UsageError(f"model '{cfg.name}' cannot be conditioned on an encoder's latent"
-                             + ("" if decoder_entry.info.get("latent") else " (poisson and setflow can)")
-                             + ("" if cfg.task == "autoencode" else f" with --task {cfg.task}"))
-        return decoder_entry.build(cfg, data, dec_cfg, make_encoder=_encoder(cfg, decoder_entry)[0])
+    model = registry.get(registry.MODEL_KINDS, cfg.name)
+    options = registry.config_from_options(model.config_cls, cfg.decoder_options, "decoder_options.")
+    encoder, encoder_options = None, {}
+    if _uses_encoder(cfg, model):
+        encoder = cfg.encoder or model.encoder
+        entry, chosen = _encoder_config(cfg, encoder, model)
+        entry.build(chosen, cfg.latent_dim)  # the encoder's own checks (latent_dim a multiple of its seeds)
+        encoder_options = dataclasses.asdict(chosen)
+    return dataclasses.replace(cfg, encoder=encoder, encoder_options=encoder_options,
+                               decoder_options=dataclasses.asdict(options))
+
+
+def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
+    cfg = resolve(cfg)
+    model = registry.get(registry.MODEL_KINDS, cfg.name)
+    options = registry.config_from_options(model.config_cls, cfg.decoder_options, "decoder_options.")
+    make_encoder, tokens = None, 1
+    if cfg.encoder:
+        entry, encoder_options = _encoder_config(cfg, cfg.encoder, model)
+        make_encoder, tokens = entry.build(encoder_options, cfg.latent_dim)
+    if model.kind != "decoder":  # whole models build their own SetModel
+        return model.build(cfg, data, options, **({"make_encoder": make_encoder} if make_encoder else {}))
     if cfg.task == "conditional":
-        make_encoder, tokens = (lambda: hk.Embed(data.n_classes, cfg.latent_dim, name="label_embedding")), 1
-    else:
-        make_encoder, tokens = _encoder(cfg, decoder_entry)
-    make_decoder = decoder_entry.build(dec_cfg, data, cfg.latent_dim, tokens)
-    mode = decoder_entry.info["cardinality"]
+        def make_encoder():
+            return hk.Embed(data.n_classes, cfg.latent_dim, name="label_embedding")
+    make_decoder = model.build(options, data, cfg.latent_dim, tokens)
 
     def forward():
         encoder, decoder = make_encoder(), make_decoder()
+        if not isinstance(decoder, Decoder):
+            raise TypeError(f"decoder '{cfg.name}' does not satisfy models.decoder.Decoder "
+                            "(an `ordered` flag and __call__(z, sizes) -> Decoded)")
 
         def encode(batch: Batch):
             if cfg.task == "conditional":
@@ -72,10 +109,11 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
             z = encode(batch)  # [B, K]
             sizes = jnp.sum(batch.mask, axis=1)  # [B] true sizes: TSPN/RNN build sets of this size
             out = decoder(z, sizes)
-            target_loss = getattr(decoder, "target_loss", None)
-            if target_loss is not None:
-                out = out._replace(aux_loss=target_loss(z, batch.points, batch.mask))
-            return objective(out, batch.points, batch.mask, cfg, mode, decoder.ordered)
+            if not isinstance(out, Decoded):
+                raise TypeError(f"decoder '{cfg.name}' returned {type(out).__name__}, not models.decoder.Decoded")
+            if isinstance(decoder, TargetLoss):
+                out = out._replace(aux_loss=decoder.target_loss(z, batch.points, batch.mask))
+            return objective(out, batch.points, batch.mask, cfg, model.cardinality, decoder.ordered)
 
         return loss, (encode, decode, loss)
 
@@ -97,5 +135,5 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
 
     return SetModel(
         config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),
-        encode=encode, decode=decode, reconstruct=reconstruct, cardinality=mode,
+        encode=encode, decode=decode, reconstruct=reconstruct, cardinality=model.cardinality,
     )

@@ -1,4 +1,4 @@
-"""How decoders decide their output size, and what every decoder returns.
+"""How decoders decide their output size: presence masks, decided sizes and their loss terms.
 
 Glossary: B batch, S output slots, D point dimension, n_max the largest size.
 Modes: "fixed" (always S points), "presence" (a probability per slot, threshold 0.5), "size"
@@ -8,24 +8,12 @@ present iff t < n) and unordered for slot-based decoders (any n slots may be the
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
+from pointset_cli.models.decoder import Decoded
 from pointset_cli.models.layers import sizes_mask
 from pointset_cli.models.sorting import sort_descending, sort_order
-
-MODES = ("fixed", "presence", "size")
-
-
-class Decoded(NamedTuple):
-    points: jax.Array  # [B, S, D] the final set
-    mask: jax.Array  # [B, S] bool: real output points (from the given sizes, or the model's own decision)
-    presence: jax.Array | None = None  # [B, S] probabilities in [0, 1] (mode "presence")
-    size_logits: jax.Array | None = None  # [B, n_max + 1] (mode "size")
-    iterates: tuple | None = None  # DSPN: ((points [B,S,D], presence [B,S]), ...), initial set first
-    aux_loss: jax.Array | None = None  # [B] a decoder's own extra term (DSPN's representation loss)
 
 
 def presence_mask(presence: jax.Array, sizes: jax.Array | None, ordered: bool) -> jax.Array:

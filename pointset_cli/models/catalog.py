@@ -12,9 +12,10 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
-from pointset_cli.models import Batch, DataSpec, SetModel, build_model
-from pointset_cli.models.config import ModelConfig
+from pointset_cli.config import ModelConfig
+from pointset_cli.data.batching import Batch
+from pointset_cli.models import build_model, registry
+from pointset_cli.models.setmodel import DataSpec, SetModel
 
 # The size the counts are quoted at: MNIST digits as 2D sets (up to 342 points), 10 classes.
 DEFAULT_DATA = DataSpec(dim=2, n_max=342, n_classes=10)
@@ -55,10 +56,9 @@ def catalog(data: DataSpec = DEFAULT_DATA) -> tuple[dict, ...]:
     """
     latent_dim = ModelConfig().latent_dim
     rows = []
-    for entry in registry.entries("decoder") + registry.entries("density"):
+    for entry in [e for kind in registry.MODEL_KINDS for e in registry.entries(kind)]:
         model = build_model(ModelConfig(name=entry.name), data)
-        rows.append(_row(entry, entry.info.get("cardinality", model.cardinality), entry.info.get("encoder"),
-                         model_param_count(model)))
+        rows.append(_row(entry, entry.cardinality, entry.encoder, model_param_count(model)))
     for entry in registry.entries("encoder"):
         rows.append(_row(entry, None, None, encoder_param_count(entry.name, latent_dim, data)))
     return tuple(rows)

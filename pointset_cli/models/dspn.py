@@ -18,8 +18,9 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
-from pointset_cli.models.cardinality import Decoded, presence_mask
+from pointset_cli.models import registry
+from pointset_cli.models.cardinality import presence_mask
+from pointset_cli.models.decoder import Decoded
 from pointset_cli.models.layers import FSPool, mlp, zero_padding
 
 
@@ -86,7 +87,6 @@ class SoftSetEncoder(hk.Module):
 class DSPNDecoder(hk.Module):
     """z [B, K] -> points [B, S, D], presence [B, S] and all T + 1 iterates (initial set first)."""
 
-    cardinality = "presence"
     ordered = False
 
     def __init__(self, num_points: int, dim: int, latent_dim: int, steps: int, inner_lr: float, hidden,
@@ -123,6 +123,7 @@ class DSPNDecoder(hk.Module):
 @registry.register(
     "decoder", "dspn", DSPNDecoderConfig, "DSPN: gradient descent on a set to match its encoding (presence)",
     cardinality="presence", encoder="deepsets", encoder_options={"pool": "fspool"},
+    tiny={"steps": 2, "hidden": (16,), "pieces": 5},
 )
 def build(cfg: DSPNDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(

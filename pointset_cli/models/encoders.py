@@ -14,7 +14,7 @@ from typing import NamedTuple
 import haiku as hk
 import jax.numpy as jnp
 
-from pointset_cli import registry
+from pointset_cli.models import registry
 from pointset_cli.errors import UsageError
 from pointset_cli.models.layers import FSPool, ISAB, PMA, SAB, masked_pool, mlp, zero_padding
 
@@ -92,7 +92,8 @@ class SetTransformer(hk.Module):
         return latent.reshape(latent.shape[0], self.latent_dim)  # [B, K]
 
 
-@registry.register("encoder", "deepsets", DeepSetsConfig, "DeepSets: shared point MLP, masked sum/mean/max/FSPool, MLP")
+@registry.register("encoder", "deepsets", DeepSetsConfig, "DeepSets: shared point MLP, masked sum/mean/max/FSPool, MLP",
+                   tiny={"hidden": (16,), "rho": (16,)})
 def build_deepsets(cfg: DeepSetsConfig, latent_dim: int):
     if cfg.pool not in POOLS:
         raise UsageError(f"unknown pooling '{cfg.pool}'; valid: {', '.join(POOLS)}")
@@ -102,7 +103,8 @@ def build_deepsets(cfg: DeepSetsConfig, latent_dim: int):
 
 
 @registry.register("encoder", "set_transformer", SetTransformerConfig,
-                   "Set Transformer: masked ISAB/SAB blocks, PMA with k seeds (a small set)")
+                   "Set Transformer: masked ISAB/SAB blocks, PMA with k seeds (a small set)",
+                   tiny={"width": 16, "heads": 2, "blocks": 1, "inducing": 4, "seeds": 2})
 def build_set_transformer(cfg: SetTransformerConfig, latent_dim: int):
     if cfg.seeds < 1 or latent_dim % cfg.seeds:
         raise UsageError(f"latent_dim {latent_dim} must be a multiple of the Set Transformer's seeds ({cfg.seeds})")

@@ -27,7 +27,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
+from pointset_cli.models import registry
 from pointset_cli.models.layers import PMA, SAB, mlp, sizes_mask, zero_padding
 from pointset_cli.models.point_process import (
     Cardinality,
@@ -89,9 +89,10 @@ class Critic(hk.Module):
 
 
 @registry.register(
-    "density", "gast", GastConfig,
+    "adversarial", "gast", GastConfig,
     "GAST: TSPN-style generator vs Set Transformer critic, GAN + R1 penalty (no likelihood)",
     cardinality="size",
+    tiny={"hidden": 16, "heads": 2, "generator_blocks": 1, "critic_blocks": 1, "point_noise": 4, "set_noise": 4},
 )
 def build(config, data, options: GastConfig):
     """The `gast` SetModel for `data` (a DataSpec); conditional when config.task is.

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import haiku as hk
 import jax.numpy as jnp
 
-from pointset_cli import registry
-from pointset_cli.models.cardinality import Decoded
+from pointset_cli.models import registry
+from pointset_cli.models.decoder import Decoded
 from pointset_cli.models.layers import mlp, sizes_mask
 
 
@@ -25,7 +25,6 @@ class MLPDecoderConfig:
 class MLPDecoder(hk.Module):
     """z [B, K] -> points [B, S, D]; with sizes, the first `sizes` outputs are the set."""
 
-    cardinality = "fixed"
     ordered = False
 
     def __init__(self, num_points: int, dim: int, hidden, name: str | None = None):
@@ -47,6 +46,7 @@ class MLPDecoder(hk.Module):
 @registry.register(
     "decoder", "mlp", MLPDecoderConfig, "MLP: z to n_max points by an MLP and a reshape (fixed size)",
     cardinality="fixed", encoder="deepsets",
+    tiny={"hidden": (32,)},
 )
 def build(cfg: MLPDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(MLPDecoder, data.n_max, data.dim, cfg.hidden, name="decoder")

@@ -18,20 +18,33 @@ import jax
 import jax.numpy as jnp
 
 from pointset_cli import losses
-from pointset_cli.models.cardinality import Decoded, decided_sizes, presence_bce, presence_mask, size_cross_entropy
-from pointset_cli.models.config import ModelConfig
+from pointset_cli.config import ModelConfig
+from pointset_cli.models import registry
+from pointset_cli.models.cardinality import decided_sizes, presence_bce, presence_mask, size_cross_entropy
+from pointset_cli.models.decoder import Decoded
+
+
+@registry.register("loss", "chamfer", None, "Chamfer: squared distance to the nearest point, both directions")
+def chamfer(cfg: ModelConfig, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
+    weights = presence if unordered_presence else None
+    return losses.chamfer(points, target, None if unordered_presence else mask, target_mask, x_weights=weights)
+
+
+@registry.register("loss", "hungarian", None, "Hungarian: squared distance under the optimal one-to-one matching")
+def hungarian(cfg: ModelConfig, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
+    if unordered_presence:
+        return losses.hungarian(points, target, None, target_mask, x_presence=presence)
+    return losses.hungarian(points, target, mask, target_mask)
+
+
+@registry.register("loss", "sinkhorn", None, "Sinkhorn: entropic optimal transport (sinkhorn_eps, sinkhorn_iters)")
+def sinkhorn(cfg: ModelConfig, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
+    return losses.sinkhorn(points, target, mask, target_mask, eps=cfg.sinkhorn_eps, iters=cfg.sinkhorn_iters)
 
 
 def set_loss(cfg: ModelConfig, points, mask, presence, target, target_mask, unordered_presence: bool) -> jax.Array:
     """[B] cfg.loss between points [B, S, D] (mask [B, S], presence [B, S] or None) and target [B, N, D]."""
-    if cfg.loss == "chamfer":
-        weights = presence if unordered_presence else None
-        return losses.chamfer(points, target, None if unordered_presence else mask, target_mask, x_weights=weights)
-    if cfg.loss == "hungarian":
-        if unordered_presence:
-            return losses.hungarian(points, target, None, target_mask, x_presence=presence)
-        return losses.hungarian(points, target, mask, target_mask)
-    return losses.sinkhorn(points, target, mask, target_mask, eps=cfg.sinkhorn_eps, iters=cfg.sinkhorn_iters)
+    return registry.get("loss", cfg.loss).build(cfg, points, mask, presence, target, target_mask, unordered_presence)
 
 
 def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, ordered: bool):

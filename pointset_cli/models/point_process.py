@@ -173,7 +173,7 @@ def gaussian_kl(mean: jax.Array, log_scale: jax.Array) -> jax.Array:
 
 def latent_free_model(config: Any, data: Any, init, loss, sample, log_prob=None) -> Any:
     """A SetModel without a latent: encode / decode / reconstruct raise a UsageError naming it."""
-    from pointset_cli.models import SetModel
+    from pointset_cli.models.setmodel import SetModel
 
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise UsageError(

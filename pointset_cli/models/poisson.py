@@ -19,7 +19,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
+from pointset_cli.models import registry
 from pointset_cli.models.layers import zero_padding
 from pointset_cli.models.point_process import density_set_model
 
@@ -94,9 +94,10 @@ class GaussianMixture(hk.Module):
 
 
 @registry.register(
-    "density", "poisson", PoissonConfig,
+    "likelihood", "poisson", PoissonConfig,
     "i.i.d. cluster process: Gaussian-mixture points, learned size law; exact NLL (baseline)",
     cardinality="size", latent=True,
+    tiny={"components": 3},
 )
 def build(config, data, options: PoissonConfig, make_encoder=None):
     """The `poisson` SetModel for `data` (a DataSpec); conditional when config.task is, latent-conditioned

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import haiku as hk
 import jax
 
-from pointset_cli import registry
-from pointset_cli.models.cardinality import Decoded, presence_mask
+from pointset_cli.models import registry
+from pointset_cli.models.cardinality import presence_mask
+from pointset_cli.models.decoder import Decoded
 from pointset_cli.models.layers import MultiHeadAttention, latent_set, layer_norm, learned_set, mlp
 
 
@@ -58,7 +59,6 @@ class QueryTransformer(hk.Module):
 class QueryDecoder(hk.Module):
     """z [B, K] -> points [B, S, D], presence [B, S]."""
 
-    cardinality = "presence"
     ordered = False
 
     def __init__(self, num_points: int, dim: int, tokens: int, width: int, heads: int, layers: int, ffn: int,
@@ -82,6 +82,7 @@ class QueryDecoder(hk.Module):
 @registry.register(
     "decoder", "queries", QueryDecoderConfig, "Queries (DETR): learned queries cross-attend to the latent set",
     cardinality="presence", encoder="set_transformer",
+    tiny={"width": 16, "heads": 2, "layers": 1, "ffn": 16},
 )
 def build(cfg: QueryDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(

@@ -15,9 +15,10 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
+from pointset_cli.models import registry
 from pointset_cli.errors import UsageError
-from pointset_cli.models.cardinality import Decoded, presence_mask
+from pointset_cli.models.cardinality import presence_mask
+from pointset_cli.models.decoder import Decoded
 
 CELLS = ("lstm", "gru")
 
@@ -50,7 +51,6 @@ class _FeedbackCore(hk.RNNCore):
 class RNNDecoder(hk.Module):
     """z [B, K] -> points [B, S, D] and presence [B, S] (ordered: a stop signal)."""
 
-    cardinality = "presence"
     ordered = True
 
     def __init__(self, num_points: int, dim: int, cell: str, width: int, name: str | None = None):
@@ -81,6 +81,7 @@ class RNNDecoder(hk.Module):
 @registry.register(
     "decoder", "rnn", RNNDecoderConfig, "RNN: an LSTM/GRU emits one point and a stop probability per step",
     cardinality="presence", encoder="deepsets",
+    tiny={"width": 16},
 )
 def build(cfg: RNNDecoderConfig, data, latent_dim: int, tokens: int):
     if cfg.cell not in CELLS:

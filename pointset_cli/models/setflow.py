@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pointset_cli import registry
+from pointset_cli.models import registry
 from pointset_cli.models.layers import SAB, zero_padding
 from pointset_cli.models.point_process import density_set_model, gaussian_log_prob
 
@@ -157,9 +157,10 @@ class SetFlow(hk.Module):
 
 
 @registry.register(
-    "density", "setflow", SetFlowConfig,
+    "likelihood", "setflow", SetFlowConfig,
     "exchangeable coupling flow with Set Transformer conditioners; exact order-free NLL",
     cardinality="size", latent=True,
+    tiny={"steps": 2, "hidden": 16, "heads": 2, "scale_bound": 1.0},
 )
 def build(config, data, options: SetFlowConfig, make_encoder=None):
     """The `setflow` SetModel for `data` (a DataSpec); conditional when config.task is, latent-conditioned

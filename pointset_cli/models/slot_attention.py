@@ -17,8 +17,9 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
-from pointset_cli.models.cardinality import Decoded, presence_mask
+from pointset_cli.models import registry
+from pointset_cli.models.cardinality import presence_mask
+from pointset_cli.models.decoder import Decoded
 from pointset_cli.models.layers import latent_set, layer_norm, mlp
 
 
@@ -66,7 +67,6 @@ class SlotAttention(hk.Module):
 class SlotDecoder(hk.Module):
     """z [B, K] -> points [B, S, D], presence [B, S]."""
 
-    cardinality = "presence"
     ordered = False
 
     def __init__(self, num_points: int, dim: int, tokens: int, width: int, iterations: int, mlp_hidden: int,
@@ -92,6 +92,7 @@ class SlotDecoder(hk.Module):
 @registry.register(
     "decoder", "slot", SlotDecoderConfig, "Slot Attention: Gaussian slots compete for the latent set (presence)",
     cardinality="presence", encoder="set_transformer",
+    tiny={"width": 16, "iterations": 2, "mlp_hidden": 16, "head_hidden": (16,)},
 )
 def build(cfg: SlotDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(

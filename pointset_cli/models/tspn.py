@@ -19,8 +19,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from pointset_cli import registry
-from pointset_cli.models.cardinality import Decoded
+from pointset_cli.models import registry
+from pointset_cli.models.decoder import Decoded
 from pointset_cli.models.layers import ISAB, MAB, latent_set, mlp, sizes_mask
 
 
@@ -61,7 +61,6 @@ class TSPNTransformer(hk.Module):
 class TSPNDecoder(hk.Module):
     """z [B, K] -> points [B, S, D], mask [B, S] (first n slots), size logits [B, n_max + 1]."""
 
-    cardinality = "size"
     ordered = False
 
     def __init__(self, num_points: int, dim: int, tokens: int, init_dim: int, width: int, heads: int, blocks: int,
@@ -93,6 +92,7 @@ class TSPNDecoder(hk.Module):
     "decoder", "tspn", TSPNDecoderConfig,
     "TSPN: i.i.d. sampled set transformed by attention; size classifier", cardinality="size",
     encoder="set_transformer",
+    tiny={"init_dim": 8, "width": 16, "heads": 2, "blocks": 1, "size_hidden": (16,)},
 )
 def build(cfg: TSPNDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(

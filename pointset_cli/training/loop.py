@@ -23,9 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from pointset_cli import config as config_mod
-from pointset_cli import rundir
+from pointset_cli.run import folder
+from pointset_cli.run.record import data_info, data_spec
 from pointset_cli.config import RunConfig
-from pointset_cli.data.batching import BatchStream, NumpyBatch, fixed_batches
+from pointset_cli.data.batching import BatchStream, fixed_batches
 from pointset_cli.errors import PointsetError
 
 DEFAULT_EPOCHS = 10
@@ -33,7 +34,7 @@ DEFAULT_EPOCHS = 10
 
 class Reporter(Protocol):
     def start(self, total: int, done: int) -> None: ...
-    def step(self, step: int, loss: float) -> None: ...
+    def step(self, step: int, loss: float | None) -> None: ...  # loss: None where it was not read back
     def message(self, text: str) -> None: ...
 
 
@@ -43,7 +44,7 @@ class StderrReporter:
     def start(self, total: int, done: int) -> None:
         pass
 
-    def step(self, step: int, loss: float) -> None:
+    def step(self, step: int, loss: float | None) -> None:
         pass
 
     def message(self, text: str) -> None:
@@ -68,40 +69,6 @@ class TrainResult:
     best_val_loss: float | None
     prior: Path | None
     state: Any  # the final TrainState
-
-
-def to_batch(b: NumpyBatch) -> Any:
-    from pointset_cli.models import Batch
-
-    return Batch(b.points, b.mask, b.labels)
-
-
-def data_spec(info: dict[str, Any]) -> Any:
-    from pointset_cli.models import DataSpec
-
-    return DataSpec(dim=info["dim"], n_max=info["n_max"], n_classes=info["n_classes"], sizes=tuple(info["sizes"]))
-
-
-def data_info(ds: Any, train_idx: np.ndarray, run_root: Path) -> dict[str, Any]:
-    """What the run keeps of its data (data.json): sampling must work without the dataset file."""
-    import os
-
-    sizes = ds.sizes("train")
-    # Source units = points * scale + centre: map 0 and 1 back to read each set's frame.
-    zero = ds.denormalize(np.zeros((len(train_idx), 1, ds.dim)), train_idx)[:, 0]
-    unit = ds.denormalize(np.ones((len(train_idx), 1, ds.dim)), train_idx)[:, 0] - zero
-    return {
-        "dataset": os.path.relpath(Path(ds.path).resolve(), run_root.resolve()),
-        "dim": ds.dim,
-        "n_max": ds.n_max,
-        "n_classes": len(ds.classes),
-        "classes": list(ds.classes),
-        "sizes": np.bincount(sizes, minlength=ds.n_max + 1).tolist(),
-        "normalization": ds.normalization,
-        # Generated sets belong to no source set: --denormalize maps them with the mean training frame.
-        "center": zero.mean(0).tolist(),
-        "scale": float(unit[:, 0].mean()),
-    }
 
 
 def eval_split(ds: Any) -> str:
@@ -132,19 +99,12 @@ def _catch_signals() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-def _mean_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
-    import jax
-
-    rows = jax.device_get(rows)
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
 class _Session:
     """One training session over an open dataset: model, optimiser, steps, checkpoints and logs."""
 
-    def __init__(self, cfg: RunConfig, paths: rundir.RunPaths, ds: Any, reporter: Reporter, dp: Any):
-        from pointset_cli.checkpoint import Checkpoints
+    def __init__(self, cfg: RunConfig, paths: folder.RunPaths, ds: Any, reporter: Reporter, dp: Any):
         from pointset_cli.models import build_model
+        from pointset_cli.run.checkpoints import Checkpoints
         from pointset_cli.training.optim import make_optimizer, make_schedule
         from pointset_cli.training.steps import make_eval_step, make_train_step
 
@@ -157,6 +117,7 @@ class _Session:
         self.total = total_steps(cfg.train, self.stream.steps_per_epoch)
         self.info = data_info(ds, self.train_idx, paths.root)
         self.model = build_model(cfg.model, data_spec(self.info))
+        self.cfg = dataclasses.replace(cfg, model=self.model.config)  # what config.yaml records: the resolved model
         optimizer = make_optimizer(cfg.optim, self.total)
         self.schedule = make_schedule(cfg.optim, self.total)
         self.optimizer = optimizer
@@ -164,19 +125,19 @@ class _Session:
         self.train_step = make_train_step(self.model, optimizer, dp)
         self.eval_step = make_eval_step(self.model, dp)
         self.ckpt = Checkpoints(paths.checkpoints, cfg.train.max_to_keep, reporter.message) if dp.primary else None
-        self.log = rundir.MetricsLog(paths.metrics)
+        self.log = folder.MetricsLog(paths.metrics)
         self.best: float | None = None
         self.last_saved = 0
 
     def batch(self, step: int) -> Any:
         """Step `step`'s batch as global arrays; this process reads only its own rows."""
-        return self.dp.shard_batch(to_batch(self.stream.batch(step, self.dp.part)))
+        return self.dp.shard_batch(self.stream.batch(step, self.dp.part))
 
     def initial_state(self, resuming: bool) -> tuple[Any, int | None]:
         """The replicated state to start from: fresh from the seed, or process 0's newest readable checkpoint."""
         from pointset_cli.training.state import init_state
 
-        fresh = init_state(self.model, self.optimizer, self.cfg.train.seed, to_batch(self.stream.batch(0)))
+        fresh = init_state(self.model, self.optimizer, self.cfg.train.seed, self.stream.batch(0))
         state = self.dp.to_host(fresh)
         restored = self.ckpt.restore_latest(state) if resuming and self.dp.primary else None
         if resuming and self.dp.primary and restored is None:
@@ -196,50 +157,67 @@ class _Session:
 
     def write_records(self, step: int) -> None:
         config_mod.save(self.cfg, self.paths.config)
-        rundir.write_json(self.paths.env, rundir.environment())
-        rundir.write_json(self.paths.data_info, self.info)
+        folder.write_json(self.paths.env, folder.environment())
+        folder.write_json(self.paths.data_info, self.info)
         self.log.truncate_after(step)
 
     def run(self, state: Any) -> Any:
         step = int(state.step)
         self.reporter.start(self.total, step)
-        pending: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []  # metrics of the steps since the last log line, still on the device
+        checked = 0  # how many of them have been read back and found finite
         start, log_start, log_step = time.perf_counter(), time.perf_counter(), step
         batch = self.batch(step) if step < self.total else None
         with _catch_signals() as signals:
             while step < self.total:
-                new_state, metrics = self.train_step(state, batch)
+                state, metrics = self.train_step(state, batch)
                 # Read the next batch from disk while the step computes (JAX dispatches asynchronously).
                 batch = self.batch(step + 1) if step + 1 < self.total else None
-                loss = float(metrics["loss"])
-                if not math.isfinite(loss):
-                    raise PointsetError(
-                        f"non-finite loss ({loss}) at step {step + 1}; stopped, last good checkpoint "
-                        f"is step {self.last_saved}", self.paths.root)
-                state, step = new_state, step + 1
+                step += 1
                 pending.append(metrics)
-                self.reporter.step(step, loss)
-                if step % self.cfg.train.log_every == 0 or step == self.total:
+                log = step % self.cfg.train.log_every == 0 or step == self.total
+                # Processes agree on a stop at log steps only: a collective every step would cost.
+                stop = self.dp.any_process(bool(signals)) if log else bool(signals) and self.dp.n_processes == 1
+                evaluate = step % self.cfg.train.eval_every == 0 or step == self.total
+                save = step % self.cfg.train.checkpoint_every == 0 or step == self.total or stop
+                if not (log or evaluate or save):
+                    # Reading the loss back waits for the step to finish: do it only where it is used.
+                    self.reporter.step(step, None)
+                    continue
+                rows = self._finite(pending, checked, step)
+                checked = len(rows)
+                self.reporter.step(step, rows[-1]["loss"])
+                if log:
                     now = time.perf_counter()
                     row = {"step": step, "time": round(now - start, 3), "lr": float(self.schedule(step - 1)),
                            "steps_per_s": round((step - log_step) / max(now - log_start, 1e-9), 3),
-                           **_mean_metrics(pending)}
+                           **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
                     if self.dp.primary:
                         self.log.append(row)
-                    pending, log_start, log_step = [], now, step
-                    # Processes agree on a stop at log steps only: a collective every step would cost.
-                    stop = self.dp.any_process(bool(signals))
-                else:
-                    stop = bool(signals) and self.dp.n_processes == 1
-                if step % self.cfg.train.eval_every == 0 or step == self.total:
+                    pending, checked, log_start, log_step = [], 0, now, step
+                if evaluate:
                     self.evaluate(state, step)
-                if step % self.cfg.train.checkpoint_every == 0 or step == self.total or stop:
+                if save:
                     self.save_latest(step, state)
                 if stop:
                     if self.ckpt is not None:
                         self.ckpt.wait()
                     raise TrainInterrupted(signals[0] if signals else signal.SIGTERM, step, self.paths.root)
         return state
+
+    def _finite(self, pending: list[dict[str, Any]], checked: int, step: int) -> list[dict[str, float]]:
+        """The metrics of the `pending` steps (the last is `step`) on the host; a non-finite loss among
+        those not yet `checked` stops the run before anything is saved from it."""
+        import jax
+
+        rows = [{k: float(v) for k, v in r.items()} for r in jax.device_get(pending)]
+        first = step - len(rows) + 1
+        for i in range(checked, len(rows)):
+            if not math.isfinite(rows[i]["loss"]):
+                raise PointsetError(
+                    f"non-finite loss ({rows[i]['loss']}) at step {first + i}; stopped, last good checkpoint "
+                    f"is step {self.last_saved}", self.paths.root)
+        return rows
 
     def evaluate(self, state: Any, step: int) -> None:
         import jax
@@ -252,7 +230,7 @@ class _Session:
         totals: dict[str, float] = {}
         count = 0
         for batch, n_real in fixed_batches(self.ds, self.val_idx, self.stream.batch_size, self.dp.part):
-            metrics = self.dp.to_host(self.eval_step(state.params, self.dp.shard_batch(to_batch(batch)), key))
+            metrics = self.dp.to_host(self.eval_step(state.params, self.dp.shard_batch(batch), key))
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * n_real
             count += n_real
@@ -268,26 +246,16 @@ class _Session:
     def fit_prior(self) -> Path | None:
         """l-GMM on the training embeddings of the checkpoint that sampling uses (best, else latest)."""
         if self.cfg.model.task != "autoencode" or self.model.sample is not None:
-            return None  # conditional runs decode labels; density and GAN models sample directly
-        from pointset_cli.checkpoint import load_params
-        from pointset_cli.generate import fit_gmm, save_prior
+            return None  # conditional runs decode labels; whole models sample by themselves
+        from pointset_cli.run.checkpoints import load_params
+        from pointset_cli.run.generate import fit_prior
 
         params, _ = load_params(self.paths.checkpoints, self.reporter.message)
         idx = self.train_idx
         if 0 < self.cfg.train.prior_sets < len(idx):
             idx = np.sort(np.random.default_rng(self.cfg.train.seed).choice(idx, self.cfg.train.prior_sets, replace=False))
-        z = encode_sets(self.model, params, self.ds, idx, self.stream.batch_size)
-        save_prior(fit_gmm(z, self.cfg.train.prior_components, seed=self.cfg.train.seed), self.paths.prior)
-        return self.paths.prior
-
-
-def encode_sets(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: int) -> np.ndarray:
-    """Latents z [len(idx), K] of sets `idx`, in order."""
-    import jax
-
-    encode = jax.jit(model.encode)
-    out = [np.asarray(encode(params, to_batch(b)))[:n] for b, n in fixed_batches(ds, idx, batch_size)]
-    return np.concatenate(out)
+        return fit_prior(self.model, params, self.ds, idx, self.stream.batch_size, self.cfg.train.prior_components,
+                         self.cfg.train.seed, self.paths.prior)
 
 
 def train(
@@ -309,17 +277,17 @@ def train(
     from pointset_cli.training.parallel import DataParallel
 
     reporter = reporter or StderrReporter()
-    paths = rundir.RunPaths(Path(run_dir))
+    paths = folder.RunPaths(Path(run_dir))
     primary = jax.process_index() == 0
-    resuming = rundir.check_new_or_resume(paths, resume, overwrite) if primary else resume
+    resuming = folder.check_new_or_resume(paths, resume, overwrite) if primary else resume
     if not cfg.data.path:
         raise PointsetError("no dataset: give DATA.h5 (or data.path in the config)")
-    with rundir.run_lock(paths, reporter.message) if primary else contextlib.nullcontext():
+    with folder.run_lock(paths, reporter.message) if primary else contextlib.nullcontext():
         with SetDataset(Path(cfg.data.path)) as ds:
             batch_size = min(cfg.data.batch_size, len(ds.indices("train")))
             dp = DataParallel(devices, batch_size)
             if primary and paths.root.exists() and overwrite:
-                rundir.clear(paths)
+                folder.clear(paths)
             session = _Session(cfg, paths, ds, reporter, dp)
             try:
                 state, resumed_from = session.initial_state(resuming)

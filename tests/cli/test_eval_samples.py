@@ -25,8 +25,8 @@ def test_eval_npy_json_matches_library(cli, tmp_path):
     assert (got["n_samples"], got["n_refs"], got["n_points"]) == (6, 6, 24)
 
 
-def test_eval_folder_of_pcd_files_table_and_subset(cli, tmp_path, shared_data):
-    src = sorted((shared_data / "modelnet10_pcd1024/ModelNet10/pcd/chair/test").glob("*.pcd"))
+def test_eval_folder_of_pcd_files_table_and_subset(cli, tmp_path, bundled_data):
+    src = sorted((bundled_data / "modelnet10_subset/chair/test").glob("*.pcd"))
     for name, files in (("s", src[:3]), ("r", src[3:7])):
         (tmp_path / name).mkdir()
         for f in files:

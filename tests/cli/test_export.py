@@ -34,7 +34,7 @@ def test_export_sets_as_ascii_ply_and_obj(cli, shipped_run, tmp_path):
 def test_stablehlo_runs_with_jax_alone_and_matches(cli, shipped_run, tmp_path):
     import jax
 
-    from pointset_cli.training.trained import load_run
+    from pointset_cli.run.load import load_run
 
     out = tmp_path / "hlo"
     result = cli(["export", shipped_run, "--what", "model", "--format", "stablehlo", "--out", out, "--batch-size", "3"])

@@ -80,10 +80,10 @@ def test_eval_run_reports_model_and_oracle_rows(cli, shipped_run, tiny_mnist):
 def test_reconstruction_is_scored_at_each_sets_own_size(shipped_run, tiny_mnist):
     """CD compares each set with its reconstruction at the set's true size (the decoder is told it, as
     in training); the size the model picks by itself is scored separately (cd_own_size)."""
-    from pointset_cli.cli.sample import load
+    from pointset_cli.cli._common import load_run as load
     from pointset_cli.data.schema import SetDataset
-    from pointset_cli.evaluation import reconstruction
-    from pointset_cli.generate import reconstruct_sets
+    from pointset_cli.run.evaluate import reconstruction
+    from pointset_cli.run.generate import reconstruct_sets
 
     def brute_cd(x, xm, y, ym):
         out = []

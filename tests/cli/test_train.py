@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from support.tinydata import TINY_MODEL
+from pointset_testing.tinydata import TINY_MODEL
 
 SETS = [a for s in TINY_MODEL for a in ("--set", s)]
 
@@ -23,7 +23,16 @@ def test_print_config_resolves_without_training(cli, tiny_mnist, tmp_path):
     assert result.exit_code == 0, result.stderr
     cfg = yaml.safe_load(result.stdout)
     assert cfg["train"]["steps"] == 11 and cfg["train"]["seed"] == 6 and cfg["model"]["name"] == "mlp"
+    # the resolved model: the default encoder by name, every option with its value (set or default)
+    assert cfg["model"]["encoder"] == "deepsets" and cfg["model"]["encoder_options"]["pool"] == "sum"
+    assert cfg["model"]["encoder_options"]["hidden"] == [16] and cfg["model"]["decoder_options"] == {"hidden": [16]}
     assert not (tmp_path / "run").exists()
+
+
+def test_print_config_rejects_a_bad_model_option(cli, tiny_mnist, tmp_path):
+    result = cli(["train", tiny_mnist, "--model", "tspn", "--set", "model.decoder_options.heds=2", "--print-config"])
+    assert result.exit_code == 2
+    assert "unknown option 'decoder_options.heds'; did you mean 'decoder_options.heads'?" in result.stderr
 
 
 def test_unknown_key_is_exit_2(cli, tiny_mnist, tmp_path):

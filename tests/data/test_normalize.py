@@ -9,10 +9,10 @@ from pointset_cli.data import normalize
 
 
 @pytest.fixture(scope="module")
-def chairs(shared_data):
+def chairs(bundled_data):
     from pointset_cli.io import read_shape
 
-    folder = shared_data / "modelnet10_pcd1024" / "ModelNet10" / "pcd" / "chair" / "train"
+    folder = bundled_data / "modelnet10_subset" / "chair" / "train"
     return [read_shape(p).points for p in sorted(folder.glob("*.pcd"))[:20]]
 
 

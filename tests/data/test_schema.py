@@ -10,11 +10,11 @@ from pointset_cli.errors import InputError, OutputExistsError
 
 
 @pytest.fixture(scope="module")
-def digits(shared_data):
+def digits(bundled_data):
     """Twelve real MNIST digits as sets of different sizes."""
     from pointset_cli.io.mnist import image_to_set, read_mnist
 
-    images, labels = read_mnist(shared_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
+    images, labels = read_mnist(bundled_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
     return [image_to_set(img, 127) for img in images[:12]], labels[:12].astype(np.int32)
 
 

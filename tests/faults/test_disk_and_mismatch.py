@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.runner import SETS, checkpoint_steps, file_size_limit, our_lines, start
+from pointset_testing.runner import SETS, checkpoint_steps, file_size_limit, our_lines, start
 
 LIMIT = 4096  # bytes: config and small records fit, a checkpoint or a dataset does not
 BUNDLED_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist_t10k"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.runner import SETS, assert_same_state, checkpoint_steps, latest_state, our_lines, run, start, wait_for
+from pointset_testing.runner import SETS, assert_same_state, checkpoint_steps, latest_state, our_lines, run, start, wait_for
 
 STEPS = 14  # checkpoints every 2 steps, evaluation every 3 (tinydata.TINY_MODEL)
 # Each step of the faulty chain lasts at least this long, so every moment below lasts long enough to

@@ -25,7 +25,7 @@ from pointset_cli.data.schema import SetDataset, validate
 from pointset_cli.errors import PointsetError
 from pointset_cli.io import read_shape, write_points
 from pointset_cli.io.mnist import read_mnist
-from support.tinydata import BUNDLED_MNIST, make_tiny_mnist
+from pointset_testing.tinydata import BUNDLED_MNIST, make_tiny_mnist
 
 pytestmark = pytest.mark.slow
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))

@@ -50,10 +50,10 @@ def test_modelnet_pcd_files_read_1024_points(shared_data):
         np.testing.assert_array_equal(shape.points, _reference_pcd(path))
 
 
-def test_mnist_idx_labels_match_raw_file(shared_data):
-    images_path = shared_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz"
+def test_mnist_idx_labels_match_raw_file(bundled_data):
+    images_path = bundled_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz"
     images, labels = read_mnist(images_path)
-    labels_gz = (shared_data / "mnist_t10k" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    labels_gz = (bundled_data / "mnist_t10k" / "t10k-labels-idx1-ubyte.gz").read_bytes()
     raw_labels = np.frombuffer(gzip.decompress(labels_gz)[8:], np.uint8)
     raw_images = np.frombuffer(gzip.decompress(images_path.read_bytes())[16:], np.uint8)
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8 and labels.dtype == np.int64
@@ -68,8 +68,8 @@ def test_mnist_csv_has_500_digits_per_class(shared_data):
     assert images.max() > 200  # pixels really are 0..255 intensities, not a scaled copy
 
 
-def test_image_to_set_sizes_and_orientation(shared_data):
-    images, _ = read_mnist(shared_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
+def test_image_to_set_sizes_and_orientation(bundled_data):
+    images, _ = read_mnist(bundled_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
     sets = [image_to_set(image, 127) for image in images]
     sizes = np.array([len(s) for s in sets])
     np.testing.assert_array_equal(sizes, (images > 127).sum(axis=(1, 2)))

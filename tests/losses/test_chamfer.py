@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-from support.setdata import mnist_sets, modelnet_chairs, pad_with_garbage
+from pointset_testing.setdata import mnist_sets, modelnet_chairs, pad_with_garbage
 
 from pointset_cli import losses
-from pointset_cli._nearest import nearest_index
+from pointset_cli.distances.nearest import nearest_index
 
 
 def huber(d):
@@ -45,7 +45,7 @@ def test_matches_numpy_on_uneven_padded_sets(metric, use_kernel, monkeypatch):
     x, xm = pad_with_garbage(xs, rng)
     y, ym = pad_with_garbage(ys, rng)
     if not use_kernel:
-        monkeypatch.setattr("pointset_cli._nearest.kernels.available", lambda: False)
+        monkeypatch.setattr("pointset_cli.distances.nearest.kernels.available", lambda: False)
     got = np.asarray(losses.chamfer(x, y, xm, ym, metric=metric, chunk=16))
     want = [ref_chamfer(a, b, metric) for a, b in zip(xs, ys)]
     np.testing.assert_allclose(got, want, rtol=1e-5)
@@ -68,7 +68,7 @@ def test_real_sets_mnist_and_modelnet(shared_data):
     y, ym = pad_with_garbage(digits[4:], rng)
     want = [ref_chamfer(a, b) for a, b in zip(digits[:4], digits[4:])]
     np.testing.assert_allclose(losses.chamfer(x, y, xm, ym), want, rtol=1e-5)
-    chairs = np.stack(modelnet_chairs(shared_data, 4, 256, rng))
+    chairs = np.stack(modelnet_chairs(4, 256, rng))
     np.testing.assert_allclose(losses.chamfer(chairs[:2], chairs[2:]), [ref_chamfer(chairs[0], chairs[2]), ref_chamfer(chairs[1], chairs[3])], rtol=1e-5)
 
 
@@ -118,14 +118,14 @@ def test_presence_weights_follow_dspn_augmented_sets():
 def test_kernel_needs_two_xla_threads(flags, two, monkeypatch):
     import os
 
-    from pointset_cli import _nearest
+    from pointset_cli.distances import nearest
 
-    _nearest.xla_has_two_threads.cache_clear()
+    nearest.xla_has_two_threads.cache_clear()
     monkeypatch.setenv("XLA_FLAGS", flags)
     try:
-        assert _nearest.xla_has_two_threads() == (two and len(os.sched_getaffinity(0)) >= 2)
+        assert nearest.xla_has_two_threads() == (two and len(os.sched_getaffinity(0)) >= 2)
     finally:
-        _nearest.xla_has_two_threads.cache_clear()
+        nearest.xla_has_two_threads.cache_clear()
 
 
 def test_reconstruction_metrics_finish_with_one_xla_thread():

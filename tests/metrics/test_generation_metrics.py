@@ -8,7 +8,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from pointset_cli import metrics
-from support.setdata import modelnet_chairs, pad_with_garbage
+from pointset_testing.setdata import modelnet_chairs, pad_with_garbage
 
 
 def ref_cd(a, b):
@@ -16,9 +16,9 @@ def ref_cd(a, b):
     return d.min(1).mean() + d.min(0).mean()
 
 
-def test_pairwise_cd_and_emd_match_brute_force(shared_data):
+def test_pairwise_cd_and_emd_match_brute_force():
     rng = np.random.default_rng(0)
-    chairs = modelnet_chairs(shared_data, 5, 48, rng)
+    chairs = modelnet_chairs(5, 48, rng)
     a, b = np.stack(chairs[:3]), np.stack(chairs[3:])
     cd = metrics.pairwise_cd(a, b, chunk=4)
     emd = metrics.pairwise_emd(a, b, chunk=4)

@@ -5,42 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-# Widths small enough that each model compiles and steps in a few seconds on 2 CPU cores.
-TINY_LATENT = 16
-TINY_ST = {"width": 16, "heads": 2, "blocks": 1, "inducing": 4, "seeds": 2}
-TINY_DEEPSETS = {"hidden": (16,), "rho": (16,)}
-TINY_DECODERS = {
-    "mlp": {"hidden": (32,)},
-    "rnn": {"width": 16},
-    "dspn": {"steps": 2, "hidden": (16,), "pieces": 5},
-    "tspn": {"init_dim": 8, "width": 16, "heads": 2, "blocks": 1, "size_hidden": (16,)},
-    "slot": {"width": 16, "iterations": 2, "mlp_hidden": 16, "head_hidden": (16,)},
-    "queries": {"width": 16, "heads": 2, "layers": 1, "ffn": 16},
-}
-
-
 def _tiny_config(name: str, **overrides):
-    from pointset_cli import registry
-    from pointset_cli.models import ModelConfig
+    """A ModelConfig for model `name` and its encoder at their registered tiny sizes (seconds to train)."""
+    from pointset_cli.models import ModelConfig, registry
 
-    encoder = overrides.pop("encoder", None) or registry.get("decoder", name).info["encoder"]
-    return ModelConfig(
-        name=name,
-        encoder=encoder,
-        latent_dim=TINY_LATENT,
-        encoder_options=dict(TINY_ST if encoder == "set_transformer" else TINY_DEEPSETS),
-        decoder_options=dict(TINY_DECODERS[name]),
-        **overrides,
-    )
+    entry = registry.get(registry.MODEL_KINDS, name)
+    encoder = overrides.pop("encoder", None) or entry.encoder
+    if overrides.get("task") == "conditional":  # the label is embedded, no set is encoded
+        encoder = None
+    encoder_options = dict(registry.get("encoder", encoder).tiny) if encoder else {}
+    return ModelConfig(name=name, encoder=encoder, latent_dim=16, encoder_options=encoder_options,
+                       decoder_options=dict(entry.tiny), **overrides)
 
 
 @pytest.fixture(scope="session")
-def mnist_batch(shared_data):
+def mnist_batch(bundled_data):
     """8 real MNIST test digits (pixels > 127) as a Batch: points [8, N, 2], N = largest set, padding 0."""
     from pointset_cli.io.mnist import image_to_set, read_mnist
-    from pointset_cli.models import Batch
+    from pointset_cli.data.batching import Batch
 
-    images, labels = read_mnist(shared_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
+    images, labels = read_mnist(bundled_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
     sets = [image_to_set(image, 127) for image in images[:8]]
     n = max(len(s) for s in sets)
     points = np.zeros((len(sets), n, 2), np.float32)

@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from pointset_cli import registry
-from pointset_cli.models import Batch, DataSpec, build_model
+from pointset_cli.models import registry
+from pointset_cli.data.batching import Batch
+from pointset_cli.models import DataSpec, build_model
 from pointset_cli.training.state import init_state
 from pointset_cli.training.steps import make_train_step
 

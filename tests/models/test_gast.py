@@ -9,7 +9,8 @@ import optax
 import pytest
 
 from pointset_cli.errors import UsageError
-from pointset_cli.models import Batch, DataSpec, ModelConfig
+from pointset_cli.data.batching import Batch
+from pointset_cli.models import DataSpec, ModelConfig
 from pointset_cli.models.gast import GastConfig, build
 
 SMALL = GastConfig(hidden=16, heads=2, generator_blocks=1, critic_blocks=1, point_noise=4, set_noise=4)

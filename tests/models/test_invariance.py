@@ -36,7 +36,7 @@ def rows(x, perm):
 
 @pytest.mark.parametrize(("name", "options"), ENCODERS)
 def test_encoder_invariant_to_order_and_padding(name, options, mnist_batch, with_garbage, permuted):
-    from pointset_cli import registry
+    from pointset_cli.models import registry
 
     entry = registry.get("encoder", name)
     make = entry.build(registry.config_from_options(entry.config_cls, options), 8).make

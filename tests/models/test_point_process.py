@@ -11,7 +11,8 @@ import optax
 import pytest
 from scipy.stats import multivariate_normal, norm, qmc
 
-from pointset_cli.models import Batch, DataSpec, ModelConfig
+from pointset_cli.data.batching import Batch
+from pointset_cli.models import DataSpec, ModelConfig
 from pointset_cli.models import poisson, setflow
 from pointset_cli.models.point_process import box_volume
 

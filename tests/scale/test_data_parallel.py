@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support.runner import SETS, checkpoint_steps, env, our_lines, start
+from pointset_testing.runner import SETS, checkpoint_steps, env, our_lines, start
 from pointset_cli.errors import UsageError
 from pointset_cli.training.parallel import init_distributed, parse_devices
 

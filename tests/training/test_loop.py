@@ -13,7 +13,7 @@ import pytest
 from pointset_cli import config
 from pointset_cli.errors import PointsetError
 from pointset_cli.training.loop import StderrReporter, TrainInterrupted, train
-from support.tinydata import TINY_MODEL
+from pointset_testing.tinydata import TINY_MODEL
 
 
 def _cfg(data, *extra):
@@ -104,7 +104,7 @@ def test_best_checkpoint_holds_the_parameters_only(straight):
     """best/ is what sample / eval / export read: parameters and step, no optimiser state."""
     import jax
 
-    from pointset_cli.checkpoint import load_params
+    from pointset_cli.run.checkpoints import load_params
 
     root = straight.run_dir / "checkpoints"
     best = [p for p in (root / "best").iterdir() if p.name.isdigit()]

@@ -1,4 +1,4 @@
-"""A finished run loaded for use: its config, data record, model and parameters (no dataset needed)."""
+"""A trained run loaded for use: its config, data record, model and parameters (no dataset needed)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from pointset_cli import config as config_mod
-from pointset_cli import rundir
 from pointset_cli.errors import InputError, UsageError
+from pointset_cli.run import folder
+from pointset_cli.run.record import RECORD_KEYS, data_spec
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedRun:
-    paths: rundir.RunPaths
+    paths: folder.RunPaths
     config: config_mod.RunConfig
     info: dict[str, Any]  # data.json
     model: Any  # SetModel
@@ -42,17 +43,35 @@ class TrainedRun:
         return np.asarray(points, np.float64) * self.info["scale"] + np.asarray(self.info["center"])
 
 
-def load_run(path: str | Path, warn: Callable[[str], None]) -> TrainedRun:
-    """Load RUN's config, data record, model and best (else latest) parameters."""
-    from pointset_cli.checkpoint import load_params
-    from pointset_cli.models import build_model
-    from pointset_cli.training.loop import data_spec
+def _unrecorded(given: Any, resolved: Any) -> str:
+    """What `resolved` fills in that a run's model config left out, in words."""
+    parts = [] if given.encoder == resolved.encoder else ["the encoder's name"]
+    options = [f"{section}.{key}" for section in ("encoder_options", "decoder_options")
+               for key in getattr(resolved, section) if key not in getattr(given, section)]
+    if options:
+        parts.append(f"{len(options)} model options ({', '.join(options[:3])}{', ...' if len(options) > 3 else ''})")
+    return " and ".join(parts) or "the model's options as resolved today"
 
-    paths = rundir.open_run(path)
+
+def load_run(path: str | Path, warn: Callable[[str], None]) -> TrainedRun:
+    """Load RUN's config, data record, model and best (else latest) parameters.
+
+    A config.yaml that does not name every model option (written before configs recorded the
+    resolved model, or before an option existed) gets the code's defaults, with one warning line.
+    """
+    from pointset_cli.models import build_model, resolve_model
+    from pointset_cli.run.checkpoints import load_params
+
+    paths = folder.open_run(path)
     cfg = config_mod.load(paths.config)
-    info = rundir.read_json(paths.data_info)
-    if not isinstance(info, dict) or not {"dim", "n_max", "n_classes", "classes", "sizes"} <= set(info):
+    info = folder.read_json(paths.data_info)
+    if not isinstance(info, dict) or not RECORD_KEYS <= set(info):
         raise InputError("data.json lacks the data record (dim, n_max, classes, sizes)", paths.data_info)
+    resolved = resolve_model(cfg.model)
+    if config_mod.to_dict(resolved) != config_mod.to_dict(cfg.model):  # YAML gives lists for tuples
+        warn(f"warning: {paths.config} does not record {_unrecorded(cfg.model, resolved)} "
+             "(an older pointset wrote it); using today's defaults")
+        cfg = dataclasses.replace(cfg, model=resolved)
     model = build_model(cfg.model, data_spec(info))
     params, step = load_params(paths.checkpoints, warn)
     return TrainedRun(paths, cfg, info, model, params, step)

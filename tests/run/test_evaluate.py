@@ -9,8 +9,8 @@ import pytest
 
 from pointset_cli.data.schema import SetDataset
 from pointset_cli.errors import UsageError
-from pointset_cli.evaluation import _oracle_sets
-from support.tinydata import make_tiny_mnist
+from pointset_cli.run.evaluate import _oracle_sets
+from pointset_testing.tinydata import make_tiny_mnist
 
 
 def _sets(ds: SetDataset, idx) -> set[bytes]:

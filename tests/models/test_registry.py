@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pointset_cli import registry
+from pointset_cli.models import registry
 from pointset_cli.errors import UsageError
 from pointset_cli.models import DataSpec, ModelConfig, build_model
 
@@ -62,7 +62,7 @@ def test_build_model_rejects_bad_decoder_option_task_and_loss():
 def test_registering_a_name_twice_is_a_bug():
     name = registry.names("decoder")[0]
     with pytest.raises(ValueError, match="registered twice"):
-        registry.register("decoder", name, _Options, "again")(lambda cfg: None)
+        registry.register("decoder", name, _Options, "again", cardinality="fixed", encoder="deepsets")(lambda: None)
 
 
 def test_options_reach_the_model():

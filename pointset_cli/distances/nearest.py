@@ -1,6 +1,6 @@
 """Nearest-neighbour search between padded sets, never building a [B, N, M] matrix.
 
-On the CPU backend with numba installed, a compiled kernel (pointset_cli.kernels.nearest) runs
+On the CPU backend with numba installed, a compiled kernel (pointset_cli.distances.nearest_kernel) runs
 through `jax.pure_callback`; elsewhere (GPU, or no numba) a pure-JAX search runs in tiles. The
 kernel also needs XLA to have two threads: with one (a process limited to one core, or
 XLA_FLAGS=intra_op_parallelism_threads=1) the callback was seen to deadlock in `pointset eval`,
@@ -19,9 +19,9 @@ import re
 import jax
 import jax.numpy as jnp
 
-from pointset_cli.kernels import nearest as kernels
+from pointset_cli.distances import nearest_kernel as kernels
 
-from pointset_cli._pointcost import pairwise_cost
+from pointset_cli.distances.costs import pairwise_cost
 
 
 def nearest_index(

@@ -1,4 +1,4 @@
-"""`python -m support.paced ARGS`: `pointset ARGS` with every training batch held back a while.
+"""`python -m pointset_testing.paced ARGS`: `pointset ARGS` with every training batch held back a while.
 
 Set POINTSET_TEST_STEP_SECONDS to the pause before each training batch is read. A test that must
 catch a run at a given moment (between two checkpoints, say) then sees every step last at least

@@ -10,8 +10,8 @@ from scipy.spatial.distance import cdist
 pytest.importorskip("numba")
 
 from pointset_cli import metrics  # noqa: E402
-from pointset_cli.kernels import emd  # noqa: E402
-from support.setdata import modelnet_chairs, pad_with_garbage  # noqa: E402
+from pointset_cli.distances import auction_kernel as emd  # noqa: E402
+from pointset_testing.setdata import modelnet_chairs, pad_with_garbage  # noqa: E402
 
 
 def random_instance(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +43,8 @@ def test_auction_is_within_bound_of_scipy_on_100_instances_with_ties():
     assert exact_hits >= 90  # the bound is loose: nearly all optima are found exactly
 
 
-def test_pairwise_emd_on_modelnet_chairs_within_reported_bound_and_deterministic(shared_data):
-    chairs = np.stack(modelnet_chairs(shared_data, 6, 256, np.random.default_rng(1)))
+def test_pairwise_emd_on_modelnet_chairs_within_reported_bound_and_deterministic():
+    chairs = np.stack(modelnet_chairs(6, 256, np.random.default_rng(1)))
     a, b = chairs[:3], chairs[3:]
     got = metrics.pairwise_emd(a, b, solver="auction-numba")
     assert np.array_equal(got, metrics.pairwise_emd(a, b))  # "auto" is the numba auction
@@ -81,7 +81,7 @@ def test_padding_is_ignored_and_generation_metrics_report_the_bound():
 def test_assign_solver_matches_scipy_on_masked_rectangular_costs():
     import jax.numpy as jnp
 
-    from pointset_cli.matching import assign
+    from pointset_cli.distances.assignment import assign
 
     rng = np.random.default_rng(3)
     cost = rng.integers(0, 5, (6, 9, 7)).astype(np.float32)  # many ties

@@ -69,7 +69,7 @@ def index_batches(ds: Any, idx: Any, batch_size: int) -> Iterator[Any]:
     """Batches of the sets `idx` of an open SetDataset, in the given order (no padding sets)."""
     import jax.numpy as jnp
 
-    from pointset_cli.models import Batch
+    from pointset_cli.data.batching import Batch
 
     for start in range(0, len(idx), batch_size):
         points, mask, labels = ds.read(idx[start : start + batch_size])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from support.tinydata import TINY_MODEL
+from pointset_testing.tinydata import TINY_MODEL
 
 SETS = [a for s in TINY_MODEL for a in ("--set", s)]
 
@@ -29,11 +29,11 @@ TESTS = Path(__file__).resolve().parents[1]
 
 def start(args: Sequence[object], cwd: Path, extra_env: dict[str, str] | None = None,
           preexec: Callable[[], None] | None = None, step_seconds: float | None = None) -> subprocess.Popen:
-    """`pointset ARGS` as a child process; `step_seconds` pauses before each training batch (support.paced)."""
+    """`pointset ARGS` as a child process; `step_seconds` pauses before each training batch (pointset_testing.paced)."""
     extra = dict(extra_env or {})
     command = ["-m", "pointset_cli"]
     if step_seconds is not None:
-        command = ["-m", "support.paced"]
+        command = ["-m", "pointset_testing.paced"]
         extra["POINTSET_TEST_STEP_SECONDS"] = str(step_seconds)
         extra["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen([sys.executable, *command, *map(str, args)], cwd=cwd,

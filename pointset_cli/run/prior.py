@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from pointset_cli.errors import InputError, UsageError
+from pointset_cli.errors import InputError
 from pointset_cli.fsutil import atomic_path
 
 _LOG_2PI = float(np.log(2 * np.pi))
@@ -120,93 +120,3 @@ def load_prior(path: Path) -> GaussianMixture:
     if not (np.isfinite(prior.weights).all() and np.isfinite(prior.means).all() and np.isfinite(prior.chol).all()):
         raise InputError("latent prior holds non-finite values", path)
     return prior
-
-
-def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
-    return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
-
-
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    """`a` with its first axis padded to `rows` by repeating rows (one shape, one compilation)."""
-    return a if len(a) == rows else np.resize(a, (rows, *a.shape[1:]))
-
-
-def sample_sets(
-    run: Any,
-    n: int,
-    seed: int = 0,
-    labels: np.ndarray | None = None,
-    size: int | None = None,
-    temperature: float = 1.0,
-    chunk: int = 64,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n new sets from a TrainedRun -> (points [n, S, D] f32, mask [n, S] bool, labels [n] int32).
-
-    Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread);
-    conditional models embed `labels` (uniform random classes when None); point-process models
-    use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from pointset_cli.models import Batch
-
-    model, params, info = run.model, run.params, run.info
-    if size is not None and not 1 <= size <= info["n_max"]:
-        raise UsageError(f"--size must be between 1 and {info['n_max']} (the largest training set)")
-    rng = np.random.default_rng(seed)
-    if labels is None:
-        labels = rng.integers(0, info["n_classes"], n)
-    labels = np.asarray(labels, np.int32)
-    key = jax.random.PRNGKey(seed)
-    chunk = min(chunk, n)
-    if model.sample is not None:
-        outs = [model.sample(params, jax.random.fold_in(key, i), b - a, jnp.asarray(labels[a:b]))
-                for i, (a, b) in enumerate(_chunks(n, chunk))]
-    else:
-        if run.config.model.task == "conditional":
-            empty = Batch(np.zeros((n, info["n_max"], info["dim"]), np.float32), np.zeros((n, info["n_max"]), bool), labels)
-            z = np.asarray(model.encode(params, empty))
-        else:
-            if not run.paths.prior.is_file():
-                raise InputError("no latent prior (prior.npz): was training finished?", run.paths.root)
-            z = load_prior(run.paths.prior).sample(n, rng, temperature)
-        decode = jax.jit(model.decode)
-        sizes = None if size is None else np.full(chunk, size, np.int32)
-        outs = []
-        for i, (a, b) in enumerate(_chunks(n, chunk)):
-            p, m = decode(params, jax.random.fold_in(key, i), _pad_rows(z[a:b], chunk), sizes)
-            outs.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))
-    points = np.concatenate([np.asarray(p) for p, _ in outs]).astype(np.float32)
-    mask = np.concatenate([np.asarray(m) for _, m in outs]).astype(bool)
-    return points, mask, labels
-
-
-def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Reconstructions of dataset sets `idx` (autoencoders).
-
-    Returns inputs (points [b, N, D], mask), reconstructions at the input sizes (recon_points
-    [b, S, D], recon_mask: the decoder is given each set's true size, as in training), and the
-    reconstructions at the sizes the model decides on its own (own_points [b, S, D], own_mask;
-    pred_sizes [b] = own_mask.sum(1)). A fixed-size decoder (mlp) decides all its S slots.
-    """
-    import jax
-
-    from pointset_cli.data.batching import fixed_batches
-    from pointset_cli.training.loop import to_batch
-
-    if run.config.model.task != "autoencode":
-        raise UsageError(f"reconstruction needs an autoencoder; this run's task is {run.config.model.task}")
-    model, params = run.model, run.params
-    encode, decode = jax.jit(model.encode), jax.jit(model.decode)
-    key = jax.random.PRNGKey(seed)
-    names = ("points", "mask", "recon_points", "recon_mask", "own_points", "own_mask", "pred_sizes")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    for i, (nb, n_real) in enumerate(fixed_batches(ds, idx, batch_size)):
-        batch, k = to_batch(nb), jax.random.fold_in(key, i)
-        z = encode(params, batch)
-        rp, rm = decode(params, k, z, batch.mask.sum(-1))
-        op, om = decode(params, k, z, None)
-        for name, value in zip(names, (nb.points, nb.mask, rp, rm, op, om, np.asarray(om).sum(-1))):
-            parts[name].append(np.asarray(value)[:n_real])
-    return {k: np.concatenate(v) for k, v in parts.items()}

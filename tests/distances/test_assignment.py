@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from support.setdata import modelnet_chairs, pad_with_garbage
+from pointset_testing.setdata import modelnet_chairs, pad_with_garbage
 
 from pointset_cli import losses
-from pointset_cli.matching import assign
+from pointset_cli.distances.assignment import assign
 
 
 def optimum(cost):
@@ -44,9 +44,9 @@ def test_masked_rectangular_assignment(solver):
         np.testing.assert_allclose(cost[k][matched.nonzero()[0], cols[k][matched]].sum(), optimum(sub), rtol=1e-5)
 
 
-def test_hungarian_is_exact_emd_on_real_chairs_and_permutation_invariant(shared_data):
+def test_hungarian_is_exact_emd_on_real_chairs_and_permutation_invariant():
     rng = np.random.default_rng(2)
-    a, b = np.stack(modelnet_chairs(shared_data, 4, 64, rng)).reshape(2, 2, 64, 3)
+    a, b = np.stack(modelnet_chairs(4, 64, rng)).reshape(2, 2, 64, 3)
     want = [optimum(cdist(a[k], b[k])) / 64 for k in range(2)]
     got = losses.hungarian(a, b, metric="euclidean")
     np.testing.assert_allclose(got, want, rtol=1e-5)
@@ -77,10 +77,10 @@ def test_hungarian_padding_gradient_and_presence():
         np.testing.assert_allclose(got, ref, rtol=1e-5)
 
 
-def test_sinkhorn_is_near_the_emd_of_a_chair_against_itself_resampled(shared_data):
+def test_sinkhorn_is_near_the_emd_of_a_chair_against_itself_resampled():
     """Nearby sets (a reconstruction's regime) at small eps: with the eps annealing 400 updates come within
     2% of the EMD (fixed-eps updates from zero potentials missed by 13% here; bench/losses.py has the table)."""
-    chairs = modelnet_chairs(shared_data, 16, 256, np.random.default_rng(5))
+    chairs = modelnet_chairs(16, 256, np.random.default_rng(5))
     x = np.stack([c[:128] for c in chairs])
     y = np.stack([c[128:] for c in chairs])
     exact = np.array([optimum(cdist(a, b)) / 128 for a, b in zip(x, y)])

@@ -19,11 +19,16 @@ def pad_with_garbage(sets: list[np.ndarray], rng: np.random.Generator, n_max: in
     return points, mask
 
 
-def modelnet_chairs(shared_data: Path, count: int, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """`count` ModelNet10 test chairs, centred and scaled into the unit ball, n_points each."""
+BUNDLED_CHAIRS = Path(__file__).resolve().parents[2] / "data" / "modelnet10_subset" / "chair" / "test"
+
+
+def modelnet_chairs(count: int, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The first `count` (<= 20) bundled ModelNet10 test chairs, centred and scaled into the unit ball,
+    n_points each."""
     from pointset_cli.io import read_shape
 
-    files = sorted((shared_data / "modelnet10_pcd1024/ModelNet10/pcd/chair/test").glob("*.pcd"))[:count]
+    files = sorted(BUNDLED_CHAIRS.glob("*.pcd"))[:count]
+    assert len(files) == count, f"data/ ships 20 test chairs, {count} asked for"
     out = []
     for f in files:
         p = read_shape(f).points

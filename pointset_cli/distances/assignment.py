@@ -13,7 +13,7 @@ Solvers:
 - "auction": Bertsekas' auction with epsilon scaling, batched in JAX; the total cost is within
   N * eps_final of the optimum (eps_final = 2^-18 of the largest |cost|, the float32 limit), so it is
   exact unless two matchings differ by less than that.
-- "auction-numba": the same auction on the host in float64 (pointset_cli.kernels.emd, numba,
+- "auction-numba": the same auction on the host in float64 (pointset_cli.distances.auction_kernel, numba,
   pairs over threads) with eps_final = 1e-7 of the largest |cost| of each pair; the total cost is
   within N * eps_final of the optimum. 5-12x faster than scipy at N=1024 (BENCHMARKS.md).
 - "auto": "scipy" on CPU (fastest exact on CPU in bench/losses.py: 6-8x faster than optax at
@@ -78,7 +78,7 @@ def _scipy_pair(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _auction_numba_pair(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rectangular costs are padded to square with zero-cost dummies (a constant, so the optimum over
     the real pairs is unchanged); rows matched to dummies are dropped."""
-    from pointset_cli.kernels.emd import auction
+    from pointset_cli.distances.auction_kernel import auction
 
     n, m = cost.shape
     if n == 0 or m == 0:

@@ -34,7 +34,7 @@ def _read_split(ds: Any, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int) -> dict[str, Any]:
     from pointset_cli import metrics
-    from pointset_cli.generate import reconstruct_sets
+    from pointset_cli.run.generate import reconstruct_sets
 
     rec = reconstruct_sets(run, ds, idx, seed=seed, batch_size=run.config.data.batch_size)
     out = metrics.reconstruction_metrics(rec["points"], rec["recon_points"], rec["mask"], rec["recon_mask"])
@@ -73,7 +73,7 @@ def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.n
 def generation(run: Any, ds: Any, ref_idx: np.ndarray, seed: int, progress: Progress | None = None,
                metrics_wanted: tuple[str, ...] | None = None) -> dict[str, Any]:
     from pointset_cli import metrics
-    from pointset_cli.generate import sample_sets
+    from pointset_cli.run.generate import sample_sets
 
     refs, ref_mask, ref_labels = _read_split(ds, ref_idx)
     conditional = run.config.model.task == "conditional"
@@ -134,7 +134,7 @@ def evaluate_run(
         if what in ("gen", "all"):
             out["generation"] = generation(run, ds, idx, seed, progress, metrics)
         if what in ("nll", "all") and has_density:
-            from pointset_cli.likelihood import index_batches, model_nll
+            from pointset_cli.run.likelihood import index_batches, model_nll
 
             batches = index_batches(ds, idx, run.config.data.batch_size)
             out["likelihood"] = {**model_nll(run.model, run.params, batches), "split": split}

@@ -1,7 +1,7 @@
 """Nearest-neighbour search on the CPU with numba: no distance matrix, all cores.
 
 `available()` says whether numba imports; `nearest_index_host` is called through
-`jax.pure_callback` by pointset_cli._nearest on the CPU backend. The kernel is a module-level
+`jax.pure_callback` by pointset_cli.distances.nearest on the CPU backend. The kernel is a module-level
 function (not a closure), so numba's on-disk cache serves it to every later process; only the
 first use on a machine compiles (a few seconds).
 """

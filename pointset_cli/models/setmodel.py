@@ -1,0 +1,40 @@
+"""What a built model is: the data shape it was built for and its pure functions of params.
+
+Shapes: B batch, N points per set (padded), D point dimension, K latent size, S output slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pointset_cli.config import ModelConfig
+
+if TYPE_CHECKING:
+    from jax import Array
+else:
+    Array = Any
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dim: int  # D
+    n_max: int  # N: the padded set size, and the most points a decoder emits
+    n_classes: int
+    sizes: tuple[int, ...] = ()  # optional histogram of training set sizes (index = size)
+
+
+class SetModel(NamedTuple):
+    """Pure functions of haiku params (no haiku state: no batch norm anywhere)."""
+
+    config: ModelConfig  # resolved: the encoder's name and every option (see resolve_model)
+    data: DataSpec
+    init: Callable[..., Any]  # (rng, batch) -> params
+    loss: Callable[..., tuple[Array, dict[str, Array]]]  # (params, rng, batch) -> (scalar, scalar metrics)
+    encode: Callable[..., Array]  # (params, batch) -> z [B, K]
+    decode: Callable[..., tuple[Array, Array]]  # (params, rng, z [B,K], sizes [B] | None) -> (points [B,S,D], mask [B,S])
+    reconstruct: Callable[..., tuple[Array, Array]]  # (params, rng, batch) -> decode(encode(batch)), own sizes
+    sample: Callable[..., tuple[Array, Array]] | None = None  # whole models: (params, rng, n, labels|None)
+    log_prob: Callable[..., Array] | None = None  # likelihood models: (params, batch) -> [B]
+    cardinality: str = "fixed"  # the model's size decision: fixed | presence | size

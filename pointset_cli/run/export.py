@@ -1,0 +1,74 @@
+"""The trained model out of a run: parameters as NPZ, the model as StableHLO.
+
+Parameters: one NPZ of flat arrays named `module/param` (no pickle). Model: `jax.export` artifacts
+of the decoder (and encoder) with the parameters baked in, runnable with JAX alone (the manifest
+says how to load them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pointset_cli.data.batching import Batch
+from pointset_cli.errors import PointsetError
+from pointset_cli.fsutil import atomic_path, check_writable, make_folder
+
+
+def flat_params(params: Any) -> dict[str, np.ndarray]:
+    """Haiku params {module: {name: array}} -> {"module/name": array}."""
+    return {f"{module}/{name}": np.asarray(v) for module, leaves in params.items() for name, v in leaves.items()}
+
+
+def write_params_npz(params: Any, path: Path, force: bool = False) -> Path:
+    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **flat_params(params))
+    return path
+
+
+def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = False) -> list[Path]:
+    """`out/decoder.stablehlo` (z [B, K], key uint32 [2] -> points [B, S, D], mask [B, S]),
+    `out/encoder.stablehlo` for autoencoders (points [B, N, D], mask [B, N] -> z [B, K]) and
+    `out/manifest.json` with the shapes; parameters are constants inside the artifacts.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax import export as jax_export
+
+    info, params, model = run.info, run.params, run.model
+    k = run.config.model.latent_dim
+    n_max, dim = info["n_max"], info["dim"]
+
+    def decode(z: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return model.decode(params, key, z, None)
+
+    def encode(points: jax.Array, mask: jax.Array) -> jax.Array:
+        return model.encode(params, Batch(points, mask, jnp.zeros(points.shape[0], jnp.int32)))
+
+    artifacts = {"decoder": jax_export.export(jax.jit(decode))(
+        jax.ShapeDtypeStruct((batch_size, k), jnp.float32), jax.ShapeDtypeStruct((2,), jnp.uint32))}
+    if run.config.model.task == "autoencode":
+        artifacts["encoder"] = jax_export.export(jax.jit(encode))(
+            jax.ShapeDtypeStruct((batch_size, n_max, dim), jnp.float32),
+            jax.ShapeDtypeStruct((batch_size, n_max), jnp.bool_))
+    make_folder(out)
+    paths = [out / f"{name}.stablehlo" for name in artifacts] + [out / "manifest.json"]
+    for p in paths:
+        check_writable(p, force)
+    manifest = {"batch_size": batch_size, "latent_dim": k, "n_max": n_max, "dim": dim, "step": run.step,
+                "artifacts": {name: {"inputs": [str(a) for a in exp.in_avals], "outputs": [str(a) for a in exp.out_avals]}
+                              for name, exp in artifacts.items()},
+                "load": "jax.export.deserialize(open(path, 'rb').read()).call(*inputs)"}
+    try:
+        blobs = {name: exp.serialize() for name, exp in artifacts.items()}
+    except ImportError as err:  # jax serialises through the optional flatbuffers package
+        raise PointsetError(f"StableHLO export needs an extra package: {err}", out) from None
+    for name, blob in blobs.items():
+        with atomic_path(out / f"{name}.stablehlo", force) as tmp:
+            tmp.write_bytes(blob)
+    with atomic_path(out / "manifest.json", force) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return paths

@@ -1,0 +1,171 @@
+"""Sets out of a trained run: samples from the latent prior (or the model's own sampler),
+reconstructions of dataset sets, the training embeddings and the prior fitted on them.
+
+Shapes: n sets, S output slots, N input points (padded), D point dimension, K latent size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pointset_cli.data.batching import Batch, fixed_batches
+from pointset_cli.errors import InputError, UsageError
+from pointset_cli.run.prior import fit_gmm, load_prior, save_prior
+
+
+@dataclasses.dataclass(frozen=True)
+class SetCollection:
+    points: np.ndarray  # [B, S, D]
+    mask: np.ndarray  # [B, S] bool
+    labels: np.ndarray  # [B] int32
+    names: list[str]  # one file stem per set, saying where it came from
+    classes: list[str]
+    normalized: bool  # False after --denormalize (source units)
+
+
+def generated(run: Any, n: int, seed: int, label: str | None = None, size: int | None = None,
+              temperature: float = 1.0, denormalize: bool = False) -> SetCollection:
+    """n sets sampled from a TrainedRun (conditional runs: of class `label`, else random classes)."""
+    if n < 1:
+        raise UsageError("-n must be at least 1")
+    labels = None if label is None else np.full(n, run.label_index(label), np.int32)
+    if label is not None and run.config.model.task != "conditional" and run.model.sample is None:
+        raise UsageError("--label needs a conditional run (trained with --task conditional)")
+    points, mask, labels = sample_sets(run, n, seed=seed, labels=labels, size=size, temperature=temperature)
+    if denormalize:
+        points = run.denormalize_generated(points)
+    names = [f"sample_{i:04d}" for i in range(n)]
+    if run.config.model.task == "conditional":
+        names = [f"{name}_{run.info['classes'][c]}" for name, c in zip(names, labels, strict=True)]
+    return SetCollection(points, mask, labels, names, run.info["classes"], not denormalize)
+
+
+def reconstructed(run: Any, data_path: Path | None, split: str, n: int | None, seed: int,
+                  denormalize: bool = False) -> SetCollection:
+    """Reconstructions of the first `n` sets (all when None) of `split`, named after their sources."""
+    from pointset_cli.data.schema import SetDataset
+
+    path = Path(data_path) if data_path else run.dataset_path
+    with SetDataset(path) as ds:
+        idx = ds.indices(split)
+        if n is not None:
+            idx = idx[:n]
+        if len(idx) == 0:
+            raise UsageError(f"split {split!r} is empty", path)
+        rec = reconstruct_sets(run, ds, idx, seed=seed, batch_size=run.config.data.batch_size)
+        points = ds.denormalize(rec["recon_points"], idx) if denormalize else rec["recon_points"]
+        names = [f"recon_{i:05d}_{_stem(s)}" for i, s in zip(idx, ds.names(idx), strict=True)]
+        return SetCollection(points, rec["recon_mask"], ds.labels(None)[idx], names, list(ds.classes), not denormalize)
+
+
+def _stem(source: str) -> str:
+    """A file-name-safe stem of a dataset set name ("chair/train/chair_0001.pcd" -> "chair_0001")."""
+    stem = Path(source.split("#")[0]).stem + (f"_{source.split('#')[1]}" if "#" in source else "")
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "set"
+
+
+def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
+    return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+
+
+def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """`a` with its first axis padded to `rows` by repeating rows (one shape, one compilation)."""
+    return a if len(a) == rows else np.resize(a, (rows, *a.shape[1:]))
+
+
+def sample_sets(
+    run: Any,
+    n: int,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    size: int | None = None,
+    temperature: float = 1.0,
+    chunk: int = 64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n new sets from a TrainedRun -> (points [n, S, D] f32, mask [n, S] bool, labels [n] int32).
+
+    Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread);
+    conditional models embed `labels` (uniform random classes when None); point-process models
+    use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    model, params, info = run.model, run.params, run.info
+    if size is not None and not 1 <= size <= info["n_max"]:
+        raise UsageError(f"--size must be between 1 and {info['n_max']} (the largest training set)")
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        labels = rng.integers(0, info["n_classes"], n)
+    labels = np.asarray(labels, np.int32)
+    key = jax.random.PRNGKey(seed)
+    chunk = min(chunk, n)
+    if model.sample is not None:
+        outs = [model.sample(params, jax.random.fold_in(key, i), b - a, jnp.asarray(labels[a:b]))
+                for i, (a, b) in enumerate(_chunks(n, chunk))]
+    else:
+        if run.config.model.task == "conditional":
+            empty = Batch(np.zeros((n, info["n_max"], info["dim"]), np.float32), np.zeros((n, info["n_max"]), bool), labels)
+            z = np.asarray(model.encode(params, empty))
+        else:
+            if not run.paths.prior.is_file():
+                raise InputError("no latent prior (prior.npz): was training finished?", run.paths.root)
+            z = load_prior(run.paths.prior).sample(n, rng, temperature)
+        decode = jax.jit(model.decode)
+        sizes = None if size is None else np.full(chunk, size, np.int32)
+        outs = []
+        for i, (a, b) in enumerate(_chunks(n, chunk)):
+            p, m = decode(params, jax.random.fold_in(key, i), _pad_rows(z[a:b], chunk), sizes)
+            outs.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))
+    points = np.concatenate([np.asarray(p) for p, _ in outs]).astype(np.float32)
+    mask = np.concatenate([np.asarray(m) for _, m in outs]).astype(bool)
+    return points, mask, labels
+
+
+def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Reconstructions of dataset sets `idx` (autoencoders).
+
+    Returns inputs (points [b, N, D], mask), reconstructions at the input sizes (recon_points
+    [b, S, D], recon_mask: the decoder is given each set's true size, as in training), and the
+    reconstructions at the sizes the model decides on its own (own_points [b, S, D], own_mask;
+    pred_sizes [b] = own_mask.sum(1)). A fixed-size decoder (mlp) decides all its S slots.
+    """
+    import jax
+
+
+    if run.config.model.task != "autoencode":
+        raise UsageError(f"reconstruction needs an autoencoder; this run's task is {run.config.model.task}")
+    model, params = run.model, run.params
+    encode, decode = jax.jit(model.encode), jax.jit(model.decode)
+    key = jax.random.PRNGKey(seed)
+    names = ("points", "mask", "recon_points", "recon_mask", "own_points", "own_mask", "pred_sizes")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for i, (nb, n_real) in enumerate(fixed_batches(ds, idx, batch_size)):
+        batch, k = nb, jax.random.fold_in(key, i)
+        z = encode(params, batch)
+        rp, rm = decode(params, k, z, batch.mask.sum(-1))
+        op, om = decode(params, k, z, None)
+        for name, value in zip(names, (nb.points, nb.mask, rp, rm, op, om, np.asarray(om).sum(-1))):
+            parts[name].append(np.asarray(value)[:n_real])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def encode_sets(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: int) -> np.ndarray:
+    """Latents z [len(idx), K] of sets `idx`, in order."""
+    import jax
+
+    encode = jax.jit(model.encode)
+    out = [np.asarray(encode(params, b))[:n] for b, n in fixed_batches(ds, idx, batch_size)]
+    return np.concatenate(out)
+
+
+def fit_prior(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: int, components: int, seed: int,
+              path: Path) -> Path:
+    """Fit the l-GMM on the embeddings of training sets `idx` and save it to `path` (prior.npz)."""
+    z = encode_sets(model, params, ds, idx, batch_size)
+    save_prior(fit_gmm(z, components, seed=seed), path)
+    return path
