@@ -4,7 +4,8 @@ Precedence, lowest first: dataclass defaults, `--config FILE.yaml`, `--set` (in 
 flags. Every value is coerced to its field's declared type, so YAML's `1e-3` (a string in YAML 1.1)
 and `--set optim.lr=1e-3` both become floats. Unknown keys are usage errors that list the valid ones.
 Relative paths in a config file are relative to the file's folder, so a run folder can move.
-No JAX here: `pointset train --print-config` answers at once.
+No JAX here; resolving the model section (every encoder and decoder option named, see
+`models.resolve_model`) needs the model registry and happens in the caller.
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ from pointset_cli.fsutil import atomic_path
 
 
 TASKS = ("autoencode", "conditional")
-SET_LOSSES = ("chamfer", "hungarian", "sinkhorn")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    name: str = "tspn"  # decoder registry name: mlp | rnn | dspn | tspn | slot | queries
-    encoder: str | None = None  # deepsets | set_transformer; None = the decoder's paper default
+    name: str = "tspn"  # a registered model (`pointset models` lists them)
+    encoder: str | None = None  # a registered encoder; None = the model's paper default (resolved into the run)
     task: str = "autoencode"  # autoencode (set -> z -> set) | conditional (label -> z -> set)
     latent_dim: int = 128  # K; divisible by the Set Transformer's seed count (its z is the seeds' set)
-    loss: str = "chamfer"  # chamfer | hungarian | sinkhorn (plus the decoder's presence/size terms)
+    loss: str = "chamfer"  # a registered set loss (plus the decoder's presence/size terms)
     sinkhorn_eps: float = 0.01  # loss "sinkhorn": entropic regularisation, in the cost's units
     sinkhorn_iters: int = 100  # loss "sinkhorn": updates (half of them anneal eps down)
     encoder_options: dict = dataclasses.field(default_factory=dict)  # overrides of the encoder's own Config fields

@@ -1,4 +1,4 @@
-"""`pointset models`: the registered encoders, decoders and density models, with parameter counts."""
+"""`pointset models`: the registered encoders, decoders and whole models (likelihood, adversarial), with parameter counts."""
 
 from __future__ import annotations
 

@@ -176,17 +176,18 @@ class _Session:
                 step += 1
                 pending.append(metrics)
                 log = step % self.cfg.train.log_every == 0 or step == self.total
+                evaluate = step % self.cfg.train.eval_every == 0 or step == self.total
+                save = step % self.cfg.train.checkpoint_every == 0 or step == self.total
+                # Reading the loss back waits for the step to finish: only where it is used.
+                rows = self._finite(pending, checked, step) if log or evaluate or save else None
+                self.reporter.step(step, rows[-1]["loss"] if rows else None)
                 # Processes agree on a stop at log steps only: a collective every step would cost.
                 stop = self.dp.any_process(bool(signals)) if log else bool(signals) and self.dp.n_processes == 1
-                evaluate = step % self.cfg.train.eval_every == 0 or step == self.total
-                save = step % self.cfg.train.checkpoint_every == 0 or step == self.total or stop
-                if not (log or evaluate or save):
-                    # Reading the loss back waits for the step to finish: do it only where it is used.
-                    self.reporter.step(step, None)
+                if stop and rows is None:  # the checkpoint the stop writes must be a good one
+                    rows = self._finite(pending, checked, step)
+                if rows is None:
                     continue
-                rows = self._finite(pending, checked, step)
                 checked = len(rows)
-                self.reporter.step(step, rows[-1]["loss"])
                 if log:
                     now = time.perf_counter()
                     row = {"step": step, "time": round(now - start, 3), "lr": float(self.schedule(step - 1)),
@@ -197,7 +198,7 @@ class _Session:
                     pending, checked, log_start, log_step = [], 0, now, step
                 if evaluate:
                     self.evaluate(state, step)
-                if save:
+                if save or stop:
                     self.save_latest(step, state)
                 if stop:
                     if self.ckpt is not None:

@@ -25,7 +25,7 @@ def test_all_issue_decoders_registered():
 
 @pytest.mark.slow  # three compilations per decoder: 10-40 s each on 2 CPU cores
 @pytest.mark.parametrize("name", DECODERS)
-def test_decoder_shapes_determinism_and_training(name, mnist_batch, tiny_config):
+def test_decoder_shapes_determinism_and_training(name, mnist_batch, tiny_config, with_garbage, permuted):
     batch = Batch(*(jnp.asarray(a) for a in mnist_batch))
     n_max = batch.points.shape[1]
     model = build_model(tiny_config(name), DataSpec(dim=2, n_max=n_max, n_classes=10))
@@ -50,6 +50,13 @@ def test_decoder_shapes_determinism_and_training(name, mnist_batch, tiny_config)
     np.testing.assert_array_equal(jnp.sum(sized_mask, axis=1), sizes)  # given sizes are obeyed
     assert {"set_loss", "card_acc"} <= set(metrics)
     assert bool(jnp.isfinite(loss0))
+
+    # What the decoder sees of a set ignores the order of its points and the padding's contents.
+    rng = np.random.default_rng(4)
+    shuffled, _ = permuted(with_garbage(mnist_batch, rng), rng)
+    encode = jax.jit(model.encode)
+    np.testing.assert_allclose(encode(state.params, Batch(*map(jnp.asarray, shuffled))),
+                               encode(state.params, batch), atol=1e-4, rtol=1e-4)
 
     # Deterministic from a seed; stochastic decoders vary with the key only.
     again = init_state(model, optimizer, 0, batch)
