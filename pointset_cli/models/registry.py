@@ -10,8 +10,9 @@ Kinds and their build signatures:
 - decoder: `build(cfg, data, latent_dim, tokens) -> module factory` whose modules satisfy
   `models.decoder.Decoder`; registered with `cardinality` (fixed | presence | size) and the
   `encoder` it pairs with by default (plus that encoder's `encoder_options` in the paper);
-- likelihood (point-process densities) and adversarial (GANs): `build(model_cfg, data, cfg,
-  make_encoder=None) -> SetModel`, a whole model that trains and samples by itself;
+- likelihood (point-process densities) and adversarial (GANs): `build(model_cfg, data, cfg) ->
+  SetModel`, a whole model that trains and samples by itself (those registered `latent=True` also
+  take `make_encoder=`, an encoder's module factory, and become VAEs);
 - loss: `fn(cfg, points, mask, presence, target, target_mask, unordered_presence) -> [B]`, the set loss
   of `ModelConfig.loss` (config_cls is None).
 Every encoder, decoder and whole model also registers `tiny`: options that make it small enough to

@@ -71,9 +71,26 @@ class TrainResult:
     state: Any  # the final TrainState
 
 
-def eval_split(ds: Any) -> str:
-    """Validation split, or test when the dataset has no validation sets."""
-    return "val" if len(ds.indices("val")) else "test"
+VALIDATION_FRACTION = 0.1  # of the training split, held out when the dataset has no val split
+MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training sets than this: no validation rather than too few to train on
+
+
+def validation_split(ds: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(training indices, validation indices, where the validation sets come from).
+
+    The dataset's val split when it has one; else a seeded 10% of its training split, held out of
+    training, so the best checkpoint is never chosen on the test split.
+    """
+    train, val = ds.indices("train"), ds.indices("val")
+    if len(val):
+        return train, val, f"the val split ({len(val)} sets)"
+    if len(train) < MIN_TRAIN_FOR_HOLDOUT:
+        return train, val, "none (no val split, and too few training sets to hold any out)"
+    held = np.random.default_rng([seed, 7]).permutation(len(train))[: max(1, round(VALIDATION_FRACTION * len(train)))]
+    keep = np.ones(len(train), bool)
+    keep[held] = False
+    return train[keep], np.sort(train[held]), (f"{len(held)} training sets held out (no val split; "
+                                               f"{VALIDATION_FRACTION:.0%} of the training split, seed {seed})")
 
 
 def total_steps(cfg: config_mod.TrainConfig, steps_per_epoch: int) -> int:
@@ -109,13 +126,14 @@ class _Session:
         from pointset_cli.training.steps import make_eval_step, make_train_step
 
         self.cfg, self.paths, self.ds, self.reporter = cfg, paths, ds, reporter
-        self.train_idx = ds.indices("train")
-        self.val_idx = ds.indices(eval_split(ds))
+        self.train_idx, self.val_idx, validation = validation_split(ds, cfg.train.seed)
+        if not len(ds.indices("val")):
+            reporter.message(f"validation: {validation}")
         if cfg.train.eval_sets > 0:
             self.val_idx = self.val_idx[: cfg.train.eval_sets]
         self.stream = BatchStream(ds, self.train_idx, cfg.data.batch_size, cfg.train.seed, cfg.data)
         self.total = total_steps(cfg.train, self.stream.steps_per_epoch)
-        self.info = data_info(ds, self.train_idx, paths.root)
+        self.info = {**data_info(ds, self.train_idx, paths.root), "validation": validation}
         self.model = build_model(cfg.model, data_spec(self.info))
         self.cfg = dataclasses.replace(cfg, model=self.model.config)  # what config.yaml records: the resolved model
         optimizer = make_optimizer(cfg.optim, self.total)

@@ -17,14 +17,17 @@ TINY_MODEL = [
 ]
 
 
-def make_tiny_mnist(path: Path, n: int = 60, threshold: int = 200, all_test: bool = False) -> Path:
-    """The first `n` digits (pixels above `threshold`), split 4:1:1 into train/val/test (or all test)."""
+def make_tiny_mnist(path: Path, n: int = 60, threshold: int = 200, all_test: bool = False,
+                    no_val: bool = False) -> Path:
+    """The first `n` digits (pixels above `threshold`), split 4:1:1 into train/val/test (all test with
+    `all_test`; 5:0:1 with `no_val`)."""
     from pointset_cli.data.schema import write_dataset
     from pointset_cli.io.mnist import image_to_set, read_mnist
 
     images, labels = read_mnist(BUNDLED_MNIST)
     sets = [image_to_set(img, threshold) for img in images[:n]]
-    split = np.repeat([0, 1, 2], [0, 0, n] if all_test else [n - 2 * (n // 6), n // 6, n // 6]).astype(np.uint8)
+    counts = [0, 0, n] if all_test else [n - n // 6, 0, n // 6] if no_val else [n - 2 * (n // 6), n // 6, n // 6]
+    split = np.repeat([0, 1, 2], counts).astype(np.uint8)
     write_dataset(
         path, sets, labels[:n], [f"t10k-images-idx3-ubyte.gz#{i}" for i in range(n)], split,
         [str(d) for d in range(10)], np.zeros((n, 2)), np.ones(n),

@@ -114,3 +114,26 @@ def test_best_checkpoint_holds_the_parameters_only(straight):
     size = lambda d: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())  # noqa: E731
     latest = max((p for p in (root / "latest").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     assert size(best[0]) < 0.6 * size(latest)  # Adam's two moments are left out
+
+
+@pytest.mark.slow
+def test_without_a_val_split_validation_is_held_out_of_training_never_the_test_split(tmp_path):
+    from pointset_cli.data.schema import SetDataset
+    from pointset_cli.training.loop import validation_split
+    from pointset_testing.tinydata import make_tiny_mnist
+
+    data = make_tiny_mnist(tmp_path / "no_val.h5", no_val=True)  # 50 train, 0 val, 10 test
+    with SetDataset(data) as ds:
+        train_idx, val_idx, where = validation_split(ds, seed=3)
+        test_idx = ds.indices("test")
+        assert len(val_idx) == 5 and len(train_idx) == 45 and "5 training sets held out" in where
+        assert not set(val_idx) & set(train_idx) and not set(val_idx) & set(test_idx)
+        assert set(val_idx) | set(train_idx) == set(ds.indices("train"))
+        np.testing.assert_array_equal(validation_split(ds, seed=3)[1], val_idx)  # the same on a resume
+
+    reporter = _SignalAt(-1, 0)
+    result = train(_cfg(data, "train.steps=3"), tmp_path / "run", reporter=reporter)
+    assert result.best_val_loss is not None
+    assert any("5 training sets held out" in m for m in reporter.messages)
+    record = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert "5 training sets held out" in record["validation"]
