@@ -11,6 +11,7 @@ No JAX here; resolving the model section (every encoder and decoder option named
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -90,6 +91,19 @@ class RunConfig:
         return self.name or self.model.name
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: `*name` can expand a few lines into gigabytes ("billion laughs")."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError(f"aliases (*{self.peek_event().anchor}) are not allowed in a config")
+        return super().compose_node(parent, index)
+
+
+def _read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
+
+
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -140,18 +154,20 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError(value)
             return str(value)
         if base in (dict, Mapping):
-            value = yaml.safe_load(value) if isinstance(value, str) else value
+            value = _read_yaml(value) if isinstance(value, str) else value
             if value is None:
                 return {}
             if not isinstance(value, Mapping):
                 raise ValueError(value)
             return dict(value)
         if base in (tuple, list):
-            value = yaml.safe_load(value) if isinstance(value, str) else value
+            value = _read_yaml(value) if isinstance(value, str) else value
             if not isinstance(value, (list, tuple)):
                 raise ValueError(value)
             return base(value)
-    except (TypeError, ValueError, yaml.YAMLError):
+    except yaml.YAMLError as err:
+        raise UsageError(f"{key}: cannot read {value!r}: {str(err).splitlines()[0]}") from None
+    except (TypeError, ValueError, OverflowError):
         raise UsageError(f"{key}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
     return value
 
@@ -229,7 +245,7 @@ def _valid_key(cls: type, key: str) -> bool:
 
 def _yaml_value(key: str, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return _read_yaml(text)
     except yaml.YAMLError:
         raise UsageError(f"{key}: cannot read {text!r}") from None
 
@@ -249,7 +265,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """A config file as a nested dict, with data.path made relative to the current folder."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _read_yaml(path.read_text())
     except OSError as err:
         raise UsageError(f"cannot read config: {err.strerror or err}", path) from None
     except UnicodeDecodeError as err:
@@ -291,9 +307,54 @@ def resolve(
             value = _yaml_value(key, value)  # no declared type inside a dict: read it as YAML
         _set_path(tree, key, value)
     cfg = from_dict(RunConfig, tree)
+    validate(cfg)
     if cfg.data.path and not os.path.isabs(cfg.data.path):
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=os.path.abspath(cfg.data.path)))
     return cfg
+
+
+def _finite_at_least(low: float):
+    return lambda v: math.isfinite(v) and v >= low
+
+
+def _count(low: int):
+    return lambda v: v >= low
+
+
+# What each number accepts, checked when a config is resolved, so that `--print-config` refuses what
+# `train` would (and before anything compiles): (dotted key, test, what the value must be).
+_LIMITS = (
+    ("data.batch_size", _count(1), "at least 1"),
+    ("data.up_axis", lambda v: v in (0, 1, 2), "0, 1 or 2"),
+    ("data.jitter", _finite_at_least(0.0), "a finite number >= 0"),
+    ("data.subsample", _count(0), "0 (keep every point) or more"),
+    ("optim.lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    ("optim.warmup_steps", _count(0), "0 or more"),
+    ("optim.end_lr", _finite_at_least(0.0), "a finite number >= 0"),
+    ("optim.clip_norm", _finite_at_least(0.0), "a finite number >= 0 (0 turns clipping off)"),
+    ("optim.weight_decay", _finite_at_least(0.0), "a finite number >= 0"),
+    ("train.steps", lambda v: v is None or v >= 1, "at least 1"),
+    ("train.epochs", lambda v: v is None or v >= 1, "at least 1"),
+    ("train.eval_every", _count(1), "at least 1"),
+    ("train.log_every", _count(1), "at least 1"),
+    ("train.checkpoint_every", _count(1), "at least 1"),
+    ("train.max_to_keep", _count(1), "at least 1 (a run must keep a checkpoint to resume from)"),
+    ("train.eval_sets", _count(0), "0 (all) or more"),
+    ("train.prior_components", _count(1), "at least 1"),
+    ("train.prior_sets", _count(0), "0 (all) or more"),
+)
+
+
+def validate(cfg: RunConfig) -> None:
+    """UsageError naming the first setting whose value cannot work (and the run name if it is a path)."""
+    for key, ok, what in _LIMITS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not ok(value):
+            raise UsageError(f"{key} must be {what} (got {value!r})")
+    name = cfg.name
+    if name and (name in (".", "..") or "/" in name or os.sep in name or not name.isprintable()):
+        raise UsageError(f"name must be a plain run name, not a path (got {name!r}); use --run-dir for a folder")
 
 
 def save(cfg: RunConfig, path: Path) -> None:

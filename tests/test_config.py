@@ -35,6 +35,7 @@ def test_dict_options_and_optional_fields():
         (["train.steps"], "KEY=VALUE"),
         (["optim=3"], "is a section"),
         (["data.rotate_up=maybe"], "data.rotate_up"),
+        (["train.steps=1e400"], "train.steps: cannot read"),
     ],
 )
 def test_bad_overrides_are_usage_errors(sets, needle):
@@ -70,3 +71,40 @@ def test_check_resumable_names_the_differences():
     config.check_resumable(saved, config.resolve(None, ["train.steps=50", "train.eval_every=3"]))
     with pytest.raises(UsageError, match=r"model.name: 'tspn' -> 'dspn'"):
         config.check_resumable(saved, config.resolve(None, ["model.name=dspn"]))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("data.batch_size", "0"), ("data.batch_size", "-3"), ("train.steps", "0"), ("train.epochs", "-1"),
+     ("train.eval_every", "0"), ("train.log_every", "0"), ("train.checkpoint_every", "0"),
+     ("train.max_to_keep", "0"), ("optim.lr", "-1"), ("optim.lr", "nan"), ("optim.lr", "inf"),
+     ("optim.clip_norm", "-0.5"), ("data.jitter", "nan"), ("data.up_axis", "3"), ("train.prior_components", "0")],
+)
+def test_values_that_cannot_work_are_refused_when_resolved(key, value):
+    with pytest.raises(UsageError, match=f"^{key} must be .*got") as err:
+        config.resolve(None, [f"{key}={value}"])
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["/some/dir", "../elsewhere", "a/b", "..", "two\nlines"])
+def test_a_run_name_is_a_name_not_a_path(name):
+    with pytest.raises(UsageError, match="name must be a plain run name"):
+        config.resolve(None, [], {"name": name})
+
+
+def test_limits_leave_the_defaults_and_the_edges_alone():
+    cfg = config.resolve(None, ["train.steps=1", "data.subsample=0", "optim.warmup_steps=0", "optim.clip_norm=0",
+                                "train.eval_sets=0", "train.prior_sets=0"], {"name": "run-1.b"})
+    assert cfg.train.steps == 1 and cfg.name == "run-1.b"
+    config.validate(config.RunConfig())
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    """A "billion laughs" config: nine levels of ten aliases would expand to 10^9 strings."""
+    lines = ['a0: &a0 "lol"'] + [f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UsageError, match=r"not valid YAML: aliases \(\*a0\) are not allowed"):
+        config.resolve(path)
+    with pytest.raises(UsageError, match="aliases"):
+        config.resolve(None, ["model.decoder_options={a: &x 1, b: *x}"])

@@ -89,6 +89,11 @@ def register(app: typer.Typer) -> None:
 
             report = run_prepare(inputs, output, opts, force=force, argv=["pointset", *sys.argv[1:]],
                                  on_progress=on_progress)
+        if report.passed_over:
+            err_console.print(f"passed over {len(report.passed_over)} folder entries that are not regular files:",
+                              highlight=False)
+            for item in report.passed_over:
+                err_console.print(f"  {item['path']}: {item['reason']}", highlight=False, markup=False)
         if report.skipped:
             err_console.print(f"skipped {len(report.skipped)} bad file(s):", highlight=False)
             for item in report.skipped:

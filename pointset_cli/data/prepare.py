@@ -20,6 +20,7 @@ import glob
 import multiprocessing
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -91,24 +92,48 @@ class PrepareReport:
     normalization: str
     sampler: str
     skipped: list[dict[str, str]] = field(default_factory=list)
+    passed_over: list[dict[str, str]] = field(default_factory=list)  # folder entries that are not regular files
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def collect_inputs(inputs: list[str]) -> list[Source]:
+def _not_regular(path: Path) -> str | None:
+    """What `path` is when it is not a regular file (a FIFO would block a read forever, a link to a
+    device could read without end); None for a regular file or a link to one."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    return "not a regular file (" + next((what for test, what in kinds if test(mode)), "a special file") + ")"
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[Source], list[dict[str, str]]]:
     """Expand files, folders (recursively, sorted) and globs into sources; duplicates are dropped.
 
-    Raises UsageError when nothing is found or an input does not exist.
+    Returns the sources and the entries passed over in folders because they are not regular files
+    ({"path", "reason"}). Raises UsageError when nothing is found, an input does not exist, or a file
+    named directly is not a regular file.
     """
     from pointset_cli.io import is_supported
     from pointset_cli.io.mnist import is_mnist_file
 
     found: dict[Path, Source] = {}
+    passed_over: list[dict[str, str]] = []
     for arg in inputs:
         for path, root in _expand(arg):
             walked = root is not None
             if path.name.startswith(".") or DOC_FILE.match(path.name):
+                continue
+            special = _not_regular(path)
+            if special:
+                if not walked:
+                    raise UsageError(special, path)
+                passed_over.append({"path": str(path), "reason": special})
                 continue
             if MNIST_LABELS_FILE.search(path.name):
                 if walked:
@@ -127,7 +152,7 @@ def collect_inputs(inputs: list[str]) -> list[Source]:
     sources = list(found.values())
     if len({s.mnist for s in sources}) > 1:
         raise UsageError("cannot mix MNIST files with other shapes in one dataset")
-    return sources
+    return sources, passed_over
 
 
 def _expand(arg: str) -> list[tuple[Path, Path | None]]:
@@ -178,7 +203,7 @@ def prepare(
     _check_options(opts)
     out = Path(out)
     check_writable(out, force)
-    sources = collect_inputs(inputs)
+    sources, passed_over = collect_inputs(inputs)
     mnist = sources[0].mnist
     kind = opts.normalize or ("none" if mnist else "sphere")
     sets, skipped = _load_all(sources, opts, kind, on_progress)
@@ -215,6 +240,7 @@ def prepare(
         n_max=max(len(p) for p in points), classes=classes,
         splits={name: int((split == k).sum()) for k, name in enumerate(SPLITS)},
         normalization=kind, sampler=sampler, skipped=[{"path": p, "error": m} for p, m in skipped],
+        passed_over=passed_over,
     )
 
 

@@ -7,6 +7,7 @@ before the array is built, so a header promising a huge shape fails fast.
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 
 import numpy as np
@@ -29,7 +30,9 @@ def parse_npy(data: bytes) -> np.ndarray:
     shape, fortran, dtype = read_header(stream)
     if dtype.hasobject or dtype.kind not in "biuf":
         raise InputError(f"NPY array of dtype {dtype} is not numeric (pickled objects are refused)")
-    count = int(np.prod(shape, dtype=np.int64))
+    if any(d < 0 for d in shape):
+        raise InputError(f"negative dimension in NPY shape {shape}")
+    count = math.prod(shape)  # Python ints: a huge shape cannot wrap around to a small count
     held = (len(data) - stream.tell()) // dtype.itemsize
     if count > held:
         raise InputError(f"truncated NPY: header promises {count} values, file holds {held}")

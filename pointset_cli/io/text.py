@@ -26,11 +26,12 @@ def read_xyz(data: bytes, count_line: bool = False) -> Shape:
         raise InputError("no points")
     if promised is not None and promised != len(lines):
         raise InputError(f"count line promises {promised} points, file holds {len(lines)}")
-    ncols = len(lines[0].split())
-    values = " ".join(lines).split()
-    if len(values) != ncols * len(lines):
-        bad = next(i for i, ln in enumerate(lines) if len(ln.split()) != ncols)
-        raise InputError(f"row {bad + 1} has {len(lines[bad].split())} columns, row 1 has {ncols}")
+    rows = [ln.split() for ln in lines]
+    ncols = len(rows[0])
+    bad = next((i for i, row in enumerate(rows) if len(row) != ncols), None)
+    if bad is not None:  # checked per row: rows of 3, 2 and 4 values hold as many values as 3 rows of 3
+        raise InputError(f"row {bad + 1} has {len(rows[bad])} columns, row 1 has {ncols}")
+    values = [v for row in rows for v in row]
     if ncols < 2:
         raise InputError(f"rows have {ncols} column, expected 2 or more")
     try:

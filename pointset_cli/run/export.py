@@ -15,7 +15,7 @@ import numpy as np
 
 from pointset_cli.data.batching import Batch
 from pointset_cli.errors import PointsetError
-from pointset_cli.fsutil import atomic_path, check_writable, make_folder
+from pointset_cli.fsutil import atomic_folder, atomic_path, check_replaceable_folder
 
 
 def flat_params(params: Any) -> dict[str, np.ndarray]:
@@ -38,6 +38,7 @@ def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = Fal
     import jax.numpy as jnp
     from jax import export as jax_export
 
+    check_replaceable_folder(out, force, _is_stablehlo_export)  # before the seconds of tracing
     info, params, model = run.info, run.params, run.model
     k = run.config.model.latent_dim
     n_max, dim = info["n_max"], info["dim"]
@@ -54,10 +55,6 @@ def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = Fal
         artifacts["encoder"] = jax_export.export(jax.jit(encode))(
             jax.ShapeDtypeStruct((batch_size, n_max, dim), jnp.float32),
             jax.ShapeDtypeStruct((batch_size, n_max), jnp.bool_))
-    make_folder(out)
-    paths = [out / f"{name}.stablehlo" for name in artifacts] + [out / "manifest.json"]
-    for p in paths:
-        check_writable(p, force)
     manifest = {"batch_size": batch_size, "latent_dim": k, "n_max": n_max, "dim": dim, "step": run.step,
                 "artifacts": {name: {"inputs": [str(a) for a in exp.in_avals], "outputs": [str(a) for a in exp.out_avals]}
                               for name, exp in artifacts.items()},
@@ -66,9 +63,14 @@ def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = Fal
         blobs = {name: exp.serialize() for name, exp in artifacts.items()}
     except ImportError as err:  # jax serialises through the optional flatbuffers package
         raise PointsetError(f"StableHLO export needs an extra package: {err}", out) from None
-    for name, blob in blobs.items():
-        with atomic_path(out / f"{name}.stablehlo", force) as tmp:
-            tmp.write_bytes(blob)
-    with atomic_path(out / "manifest.json", force) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    return paths
+    with atomic_folder(out, force, _is_stablehlo_export) as tmp:  # the artifacts and manifest swap in together
+        for name, blob in blobs.items():
+            (tmp / f"{name}.stablehlo").write_bytes(blob)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return [out / f"{name}.stablehlo" for name in blobs] + [out / "manifest.json"]
+
+
+def _is_stablehlo_export(folder: Path) -> bool:
+    """Whether `folder` holds an earlier StableHLO export and nothing else."""
+    names = [p.name for p in folder.iterdir()]
+    return "manifest.json" in names and all(n == "manifest.json" or n.endswith(".stablehlo") for n in names)

@@ -9,8 +9,11 @@ RUN/checkpoints/    Orbax: latest/ and best/
 RUN/prior.npz       latent prior (autoencoders)
 RUN/loss.png        loss curves, refreshed at each evaluation
 RUN/eval.json       the last `pointset eval RUN`
-RUN/.lock           pid of the trainer that owns the folder
+RUN/.lock           pid of the trainer that owns the folder (flocked while it runs)
+RUN/.pointset-run   marks a folder pointset made: the only kind `--overwrite` may replace
 ```
+`sample` and `export` write their default outputs into the run too (samples/, reconstructions/,
+params.npz, stablehlo/).
 No JAX here.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import platform
@@ -50,6 +54,8 @@ class RunPaths:
     loss_curve = _child("loss.png")
     eval_json = _child("eval.json")
     lock = _child(".lock")
+    marker = _child(".pointset-run")
+    replaced = _child(".replaced")
 
 
 def open_run(path: str | Path) -> RunPaths:
@@ -63,71 +69,128 @@ def open_run(path: str | Path) -> RunPaths:
     return paths
 
 
-def _pid_alive(pid: int) -> bool:
+def _holder(path: Path) -> int:
+    """The pid written in a lock file (0 when it is empty or unreadable)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return int(path.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return 0
+
+
+def _take_lock(paths: RunPaths, warn: Callable[[str], None]) -> int:
+    """An fd on RUN/.lock holding an exclusive flock, our pid written in it; PointsetError if held.
+
+    The kernel drops a flock when its process dies, so a lock left by a kill -9 is free at once
+    (its file, still naming the dead pid, is taken over with a warning), and no two trainers can
+    both hold it: the check and the taking are one system call.
+    """
+    for _ in range(8):
+        try:
+            fd = os.open(paths.lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as err:
+            raise PointsetError(f"cannot write: {err.strerror or err}", paths.root) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = _holder(paths.lock)
+            raise PointsetError(f"another trainer (pid {owner or 'unknown'}) is using this run folder",
+                                paths.root) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(paths.lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder removed the file as we opened it: lock the new one instead
+            os.close(fd)
+            continue
+        stale = _holder(paths.lock)
+        if stale and stale != os.getpid():
+            warn(f"warning: {paths.lock}: stale lock of pid {stale} (no longer running) taken over")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+    raise PointsetError("cannot take the run folder's lock", paths.lock)
 
 
 @contextlib.contextmanager
 def run_lock(paths: RunPaths, warn: Callable[[str], None] = lambda text: None) -> Iterator[None]:
-    """Hold RUN/.lock (our pid) for the block; a lock held by a live process refuses the run.
-
-    A lock left by a dead process (a kill -9) is taken over with a warning naming its pid.
-    """
+    """Hold RUN/.lock (an exclusive flock, our pid inside) for the block; a live holder refuses the run."""
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PointsetError(f"cannot create the run folder: {err.strerror or err}", paths.root) from None
-    for _ in range(2):
-        try:
-            fd = os.open(paths.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = int(paths.lock.read_text().strip() or "0")
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and _pid_alive(owner):
-                raise PointsetError(f"another trainer (pid {owner}) is using this run folder", paths.root) from None
-            warn(f"warning: {paths.lock}: stale lock of pid {owner} (no longer running) taken over")
-            paths.lock.unlink(missing_ok=True)
-            continue
-        except OSError as err:
-            raise PointsetError(f"cannot write: {err.strerror or err}", paths.root) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise PointsetError("cannot take the run folder's lock", paths.lock)
+    fd = _take_lock(paths, warn)
     try:
         yield
     finally:
-        paths.lock.unlink(missing_ok=True)
+        paths.lock.unlink(missing_ok=True)  # while still held: a waiting opener sees the inode change
+        os.close(fd)
 
 
-def check_new_or_resume(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
-    """Whether the run continues an existing folder; refuse an existing one without either flag."""
+# What pointset itself writes in a run folder: `--overwrite` replaces a folder holding nothing else.
+OWN_ENTRIES = frozenset({"config.yaml", "env.json", "data.json", "metrics.jsonl", "checkpoints", "prior.npz",
+                         "loss.png", "eval.json", ".lock", ".pointset-run", ".replaced", "samples",
+                         "reconstructions", "params.npz", "stablehlo"})
+
+
+def has_records(paths: RunPaths) -> bool:
+    """Whether the folder holds anything besides a lock."""
+    return paths.root.is_dir() and any(p.name != ".lock" for p in paths.root.iterdir())
+
+
+def check_new_or_resume(paths: RunPaths, resume: bool, overwrite: bool, dataset: str | Path = "") -> bool:
+    """Whether the run continues an existing folder; refuse an existing one without either flag, and
+    an --overwrite of anything but a pointset run folder (or of one holding the dataset or other files)."""
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
-    exists = paths.root.exists() and any(p.name != ".lock" for p in paths.root.iterdir())
-    if exists and not (resume or overwrite):
+    if paths.root.exists() and not paths.root.is_dir():
+        raise UsageError("the run folder is a file", paths.root)
+    if not has_records(paths):
+        return False
+    ours = paths.marker.is_file() or all(p.exists() for p in (paths.config, paths.data_info, paths.checkpoints))
+    if not ours:
+        raise UsageError("exists and is not a pointset run folder; choose another --run-dir", paths.root)
+    if overwrite:
+        foreign = sorted(p.name for p in paths.root.iterdir() if p.name not in OWN_ENTRIES)
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise UsageError(f"--overwrite would delete {foreign[0]!r}{more}, which pointset did not write; "
+                             "move it out or choose another --run-dir", paths.root)
+        if dataset and Path(dataset).resolve().is_relative_to(paths.root.resolve()):
+            raise UsageError("--overwrite would delete the dataset it trains on, which lies in the run folder",
+                             paths.root)
+    elif not resume:
         raise UsageError("run folder exists (use --resume to continue it or --overwrite to replace it)", paths.root)
-    return exists and resume
+    return resume
 
 
-def clear(paths: RunPaths) -> None:
-    """Empty the run folder for --overwrite, keeping our own lock file."""
+def set_aside(paths: RunPaths) -> Path:
+    """Move the run's records (all but our lock) into RUN/.replaced, so a new run can start beside them.
+
+    Records an earlier replacement left there (it was killed before the new run started) go first.
+    """
+    discard_replaced(paths)
+    paths.replaced.mkdir()
     for child in paths.root.iterdir():
-        if child.name == ".lock":
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+        if child.name not in (".lock", ".replaced"):
+            child.rename(paths.replaced / child.name)
+    return paths.replaced
+
+
+def restore(paths: RunPaths) -> None:
+    """Undo `set_aside` after a new run failed to start: drop what it wrote, move the old records back."""
+    for child in paths.root.iterdir():
+        if child.name not in (".lock", ".replaced"):
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    for child in paths.replaced.iterdir():
+        child.rename(paths.root / child.name)
+    paths.replaced.rmdir()
+
+
+def discard_replaced(paths: RunPaths) -> None:
+    """Delete the replaced run's records once the new run has started (and any a crash left behind)."""
+    if paths.replaced.is_dir():
+        shutil.rmtree(paths.replaced)
 
 
 def write_json(path: Path, obj: Any) -> None:

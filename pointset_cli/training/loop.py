@@ -174,6 +174,7 @@ class _Session:
         self.last_saved = step
 
     def write_records(self, step: int) -> None:
+        self.paths.marker.write_text("a pointset run folder: `pointset train --overwrite` may replace it\n")
         config_mod.save(self.cfg, self.paths.config)
         folder.write_json(self.paths.env, folder.environment())
         folder.write_json(self.paths.data_info, self.info)
@@ -298,20 +299,31 @@ def train(
     reporter = reporter or StderrReporter()
     paths = folder.RunPaths(Path(run_dir))
     primary = jax.process_index() == 0
-    resuming = folder.check_new_or_resume(paths, resume, overwrite) if primary else resume
+    resuming = folder.check_new_or_resume(paths, resume, overwrite, cfg.data.path) if primary else resume
     if not cfg.data.path:
         raise PointsetError("no dataset: give DATA.h5 (or data.path in the config)")
     with folder.run_lock(paths, reporter.message) if primary else contextlib.nullcontext():
+        replacing = primary and overwrite and folder.has_records(paths)
         with SetDataset(Path(cfg.data.path)) as ds:
             batch_size = min(cfg.data.batch_size, len(ds.indices("train")))
             dp = DataParallel(devices, batch_size)
-            if primary and paths.root.exists() and overwrite:
-                folder.clear(paths)
-            session = _Session(cfg, paths, ds, reporter, dp)
+            if replacing:  # the old run is deleted only once the new one has started
+                folder.set_aside(paths)
+            session = None
             try:
+                session = _Session(cfg, paths, ds, reporter, dp)
                 state, resumed_from = session.initial_state(resuming)
                 if primary:
                     session.write_records(int(state.step))
+            except BaseException:
+                if session is not None and session.ckpt is not None:
+                    session.ckpt.close()
+                if replacing:
+                    folder.restore(paths)
+                raise
+            if replacing:
+                folder.discard_replaced(paths)
+            try:
                 state = session.run(state)
             finally:
                 if session.ckpt is not None:

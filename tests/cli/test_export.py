@@ -57,3 +57,22 @@ def test_stablehlo_runs_with_jax_alone_and_matches(cli, shipped_run, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.asarray(points), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), np.asarray(mask))
     assert (out / "encoder.stablehlo").is_file() and (out / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_stablehlo_export_replaces_only_an_earlier_export_as_one_folder(cli, shipped_run, tmp_path):
+    out = tmp_path / "hlo"
+    args = ["export", shipped_run, "--what", "model", "--format", "stablehlo", "--out", out, "--batch-size", "2"]
+    assert cli(args).exit_code == 0
+    first = {p.name: p.stat().st_ino for p in out.iterdir()}
+    assert set(first) == {"decoder.stablehlo", "encoder.stablehlo", "manifest.json"}
+    again = cli(args)
+    assert again.exit_code == 2 and "exists" in again.stderr  # no --force
+    assert cli([*args, "--force"]).exit_code == 0
+    assert {p.name for p in out.iterdir()} == set(first)
+    assert all(p.stat().st_ino != first[p.name] for p in out.iterdir())  # a whole new folder, swapped in
+    assert [p.name for p in tmp_path.iterdir()] == ["hlo"]  # no temporaries left beside it
+    (out / "notes.txt").write_text("mine")
+    refused = cli([*args, "--force"])
+    assert refused.exit_code == 2 and "holds more than an earlier output" in refused.stderr
+    assert (out / "notes.txt").read_text() == "mine"

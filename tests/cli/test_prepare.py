@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -192,3 +193,20 @@ def test_whole_modelnet10(cli, tmp_path, shared_data):
     report = run_json(cli, [src, "-o", tmp_path / "mn10.h5", "--normalize", "sphere"])
     assert report["splits"] == {"train": 3991, "val": 0, "test": 908} and len(report["classes"]) == 10
     assert report["n_max"] == 1024
+
+
+def test_fifos_and_links_to_devices_are_passed_over_not_read(tmp_path):
+    """A FIFO would block the read forever, a link to /dev/zero would read until memory runs out."""
+    from pointset_testing.runner import run
+
+    src = tmp_path / "in"
+    shutil.copytree(SUBSET / "chair" / "test", src / "chair")
+    os.mkfifo(src / "chair" / "pipe.pcd")
+    (src / "chair" / "zeros.xyz").symlink_to("/dev/zero")
+    result = run(["prepare", src, "-o", tmp_path / "o.h5", "--points", "16", "--format", "json"], tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n_files"] == 20 and {Path(p["path"]).name for p in report["passed_over"]} == {"pipe.pcd", "zeros.xyz"}
+    assert "not a regular file (a FIFO)" in result.stderr and "not a regular file (a character device)" in result.stderr
+    named = run(["prepare", src / "chair" / "pipe.pcd", "-o", tmp_path / "p.h5"], tmp_path, timeout=120)
+    assert named.returncode == 2 and "pipe.pcd: not a regular file (a FIFO)" in named.stderr

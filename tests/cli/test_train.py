@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
 
 import pytest
 import yaml
 
+from pointset_testing.runner import lock_holder
 from pointset_testing.tinydata import TINY_MODEL
 
 SETS = [a for s in TINY_MODEL for a in ("--set", s)]
@@ -63,14 +63,8 @@ def test_train_refuse_existing_resume_and_config_mismatch(cli, tiny_mnist, tmp_p
 
 def test_second_trainer_on_a_locked_run_is_refused(cli, tiny_mnist, tmp_path):
     run = tmp_path / "run"
-    run.mkdir()
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (run / ".lock").write_text(f"{owner.pid}\n")
+    with lock_holder(run) as owner:
         result = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--run-dir", run, "--resume"])
-    finally:
-        owner.kill()
-        owner.wait()
     assert result.exit_code == 1
     assert f"pid {owner.pid}" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (run / "checkpoints").exists()
@@ -81,3 +75,57 @@ def test_missing_dataset_is_one_line_error(cli, tmp_path):
     assert result.exit_code == 1
     assert "nope.h5" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert os.environ.get("POINTSET_DEBUG", "") in ("", "0")
+
+
+def _tree(root):
+    """{relative path: bytes} of every file below root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_never_deletes_a_folder_pointset_did_not_make(cli, tiny_mnist, tmp_path):
+    """The user's folder, holding their files and the dataset being trained on: nothing is touched."""
+    user = tmp_path / "u"
+    (user / "notes").mkdir(parents=True)
+    (user / "notes" / "thesis.tex").write_text("months of work")
+    shutil.copy(tiny_mnist, user / "data.h5")
+    before = _tree(user)
+    for flags in (["--overwrite"], []):
+        result = cli(["train", user / "data.h5", *SETS, "--steps", "2", "--run-dir", user, *flags])
+        assert result.exit_code == 2, result.stderr
+        assert "is not a pointset run folder; choose another --run-dir" in result.stderr
+        assert "--overwrite" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _tree(user) == before
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_only_a_run_and_keeps_it_until_the_new_one_starts(cli, tiny_mnist, tmp_path):
+    from pointset_cli import config
+    from pointset_cli.training.loop import train
+
+    run = tmp_path / "run"
+    first = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--run-dir", run, "-q"])
+    assert first.exit_code == 0, first.stderr
+    (run / "notes.txt").write_text("mine")  # a file of the user's inside the run
+    before = _tree(run)
+    refused = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--run-dir", run, "--overwrite"])
+    assert refused.exit_code == 2 and "--overwrite would delete 'notes.txt'" in refused.stderr
+    assert _tree(run) == before
+    (run / "notes.txt").unlink()
+    before = _tree(run)
+
+    (run / "samples").mkdir()  # a dataset written into the run (sample --format h5) is not deleted either
+    shutil.copy(tiny_mnist, run / "samples" / "sets.h5")
+    inside = cli(["train", run / "samples" / "sets.h5", *SETS, "--run-dir", run, "--overwrite"])
+    assert inside.exit_code == 2 and "the dataset it trains on" in inside.stderr
+    shutil.rmtree(run / "samples")
+
+    # a new run that fails as it starts (a decoder option the model lacks) leaves the old one as it was
+    bad = config.resolve(None, [*TINY_MODEL, "model.decoder_options.nope=1"], {"data.path": str(tiny_mnist)})
+    with pytest.raises(Exception, match="nope"):
+        train(bad, run, overwrite=True)
+    assert _tree(run) == before
+
+    replaced = cli(["train", tiny_mnist, *SETS, "--steps", "3", "--run-dir", run, "--overwrite", "-q"])
+    assert replaced.exit_code == 0, replaced.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 3 and not (run / ".replaced").exists() and (run / ".pointset-run").is_file()

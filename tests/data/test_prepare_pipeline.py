@@ -20,7 +20,7 @@ MNIST = BUNDLED_DATA / "mnist_t10k"
 
 
 def test_mnist_folder_is_one_input_and_skips_labels_and_notes():
-    sources = collect_inputs([str(MNIST)])
+    sources, _ = collect_inputs([str(MNIST)])
     assert [s.path.name for s in sources] == ["t10k-images-idx3-ubyte.gz"]
     assert sources[0].mnist
 
@@ -31,7 +31,7 @@ def test_labels_file_alone_is_a_usage_error():
 
 
 def test_layout_gives_classes_and_splits():
-    sources = collect_inputs([str(SUBSET)])
+    sources, _ = collect_inputs([str(SUBSET)])
     assert len(sources) == 240
     assert {s.label for s in sources} == {"chair", "sofa", "toilet"}
     assert sum(s.split == "train" for s in sources) == 180 and sum(s.split == "test" for s in sources) == 60

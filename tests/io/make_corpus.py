@@ -111,19 +111,22 @@ def corpus() -> dict[str, tuple[bytes, str | None]]:
         "inf.xyz": (b"0 0 0\n1 inf 2\n", "non-finite"),
         "empty.xyz": (b"", "empty file"),
         "ragged.xyz": (b"0 0 0\n1 2\n", "row 2 has 2 columns"),
+        "ragged_total.xyz": (b"0 0 0\n1 2\n3 4 5 6\n", "row 2 has 2 columns, row 1 has 3"),  # 9 values: 3 x 3
         "one_column.xyz": (b"1\n2\n3\n", "expected 2 or more"),
         "count_mismatch.pts": (b"5\n0 0 0\n1 1 1\n", "count line promises 5 points, file holds 2"),
         "pickled.npy": (npy(np.array([{"a": 1}, None], dtype=object), allow_pickle=True), "pickled objects are refused"),
         "one_d.npy": (npy(np.arange(6.0)), "expected an [n, D] array"),
         "four_columns.npy": (npy(np.zeros((5, 4))), "4 coordinates, expected 2 or 3"),
         "huge_header.npy": (_npy_promising(10**10), "truncated NPY"),
+        "negative_shape.npy": (_npy_promising(-5), "negative dimension in NPY shape (-5, 3)"),
+        "overflowing_shape.npy": (_npy_promising(2**62), "truncated NPY"),  # 3 * 2^62 wraps an int64
         "two_arrays.npz": (npz(a=np.zeros((3, 3)), b=np.ones((3, 3))), "no 'points' array"),
         "not_zip.npz": (b"this is not a zip archive\n", "not a zip archive"),
     }
 
 
 def _npy_promising(rows: int) -> bytes:
-    """An .npy header promising [rows, 3] float64 followed by one row of data."""
+    """An .npy header promising [rows, 3] float64 followed by one row of data (24 bytes)."""
     header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, 3), }}"
     header = header.ljust(117) + "\n"  # magic (6) + version (2) + length (2) + header = 128
     return b"\x93NUMPY\x01\x00" + np.array([len(header)], "<u2").tobytes() + header.encode() + bytes(24)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,29 @@ def start(args: Sequence[object], cwd: Path, extra_env: dict[str, str] | None = 
     return subprocess.Popen([sys.executable, *command, *map(str, args)], cwd=cwd,
                             env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=preexec)
+
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from pointset_cli.run import folder
+with folder.run_lock(folder.RunPaths(Path(sys.argv[1]))):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def lock_holder(run_dir: Path) -> Iterator[subprocess.Popen]:
+    """A live process holding RUN/.lock for the block (killed with -9 after it, leaving its lock file)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run_dir)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def run(args: Sequence[object], cwd: Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
