@@ -68,6 +68,11 @@ class SetDataset:
         self._split = f["split"][:]
         self._center = f["center"][:].astype(np.float64)
         self._scale = f["scale"][:].astype(np.float64)
+        try:
+            self._check_values()
+        except BaseException:
+            self._file.close()
+            raise
 
     def _check_layout(self) -> None:
         f = self._file
@@ -100,6 +105,20 @@ class SetDataset:
             raise InputError("attribute 'classes' must be a list of class names", self.path)
         if _attr_value(f.attrs["normalization"]) not in KINDS:
             raise InputError(f"unknown normalization {_attr_value(f.attrs['normalization'])!r}", self.path)
+
+    def _check_values(self) -> None:
+        """The per-set records every command relies on (the points themselves: `validate`)."""
+        sizes, labels, split = self._sizes, self._labels, self._split
+        if len(sizes) and (sizes.min() < 0 or sizes.max() > self.n_max):
+            raise InputError(f"sizes must lie in [0, N_max={self.n_max}], found {sizes.min()}..{sizes.max()}",
+                             self.path)
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
+            raise InputError(f"labels must lie in [0, {len(self.classes)}) (number of classes), found "
+                             f"{labels.min()}..{labels.max()}", self.path)
+        if len(split) and split.max() >= len(SPLITS):
+            raise InputError(f"split values must be 0, 1 or 2, found {int(split.max())}", self.path)
+        if not (np.isfinite(self._scale).all() and (self._scale > 0).all() and np.isfinite(self._center).all()):
+            raise InputError("center/scale must be finite with scale > 0", self.path)
 
     def indices(self, split: str | None = None) -> np.ndarray:
         """Sorted int64 indices of the sets in `split` (all sets for None)."""
@@ -238,15 +257,6 @@ def validate(path: Path) -> dict[str, Any]:
     with SetDataset(path) as ds:
         f = ds._file
         sizes, labels, split = ds._sizes, ds._labels, ds._split
-        if len(sizes) and (sizes.min() < 0 or sizes.max() > ds.n_max):
-            raise InputError(f"sizes must lie in [0, N_max={ds.n_max}], found {sizes.min()}..{sizes.max()}", path)
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(ds.classes)):
-            raise InputError(f"labels must lie in [0, {len(ds.classes)}) (number of classes)", path)
-        if len(split) and split.max() >= len(SPLITS):
-            raise InputError(f"split values must be 0, 1 or 2, found {int(split.max())}", path)
-        scale, center = f["scale"][:], f["center"][:]
-        if not (np.isfinite(scale).all() and (scale > 0).all() and np.isfinite(center).all()):
-            raise InputError("center/scale must be finite with scale > 0", path)
         lo, hi = _scan_points(f["points"], sizes, path)
         try:
             provenance = json.loads(ds.attrs["provenance"])
@@ -309,9 +319,36 @@ def _open(path: Path) -> h5py.File:
     if not path.is_file():
         raise InputError("no such file", path)
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError:
         raise InputError("not an HDF5 file (or it is truncated)", path) from None
+    try:
+        _check_self_contained(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _check_self_contained(f: h5py.File, path: Path) -> None:
+    """Refuse an HDF5 file that reaches outside itself or loops: every member of its root must be a
+    hard-linked dataset holding its own bytes (no external, soft or virtual links, no external raw
+    storage), as `write_dataset` makes them. Checked before any member is read."""
+    for name in f:
+        link = f.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise InputError(f"member {name!r} is an external link (to {link.filename}); a dataset file must "
+                             "hold its own data", path)
+        if isinstance(link, h5py.SoftLink):
+            raise InputError(f"member {name!r} is a soft link (to {link.path}); links are not read", path)
+        obj = f.get(name)
+        if not isinstance(obj, h5py.Dataset):
+            raise InputError(f"member {name!r} is a group, not a dataset", path)
+        if obj.is_virtual:
+            raise InputError(f"dataset {name!r} is virtual (its data lives in other files); it is not read", path)
+        if obj.external:
+            raise InputError(f"dataset {name!r} keeps its bytes in an external file ({obj.external[0][0]!r}); "
+                             "it is not read", path)
 
 
 def _attr_value(value: Any) -> Any:

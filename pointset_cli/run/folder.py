@@ -114,7 +114,11 @@ def _take_lock(paths: RunPaths, warn: Callable[[str], None]) -> int:
 
 @contextlib.contextmanager
 def run_lock(paths: RunPaths, warn: Callable[[str], None] = lambda text: None) -> Iterator[None]:
-    """Hold RUN/.lock (an exclusive flock, our pid inside) for the block; a live holder refuses the run."""
+    """Hold RUN/.lock (an exclusive flock, our pid inside) for the block; a live holder refuses the run.
+
+    A folder the block created and left empty (the run failed before writing anything) is removed.
+    """
+    created = not paths.root.exists()
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -125,6 +129,8 @@ def run_lock(paths: RunPaths, warn: Callable[[str], None] = lambda text: None) -
     finally:
         paths.lock.unlink(missing_ok=True)  # while still held: a waiting opener sees the inode change
         os.close(fd)
+        if created and not any(paths.root.iterdir()):
+            paths.root.rmdir()
 
 
 # What pointset itself writes in a run folder: `--overwrite` replaces a folder holding nothing else.

@@ -90,3 +90,20 @@ def test_not_hdf5_and_missing(cli, tmp_path, content):
     for target in (path, tmp_path / "absent.h5"):
         result = cli(["info", target])
         assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["sizes over N_max", "bad split value", "label out of range", "zero scale",
+                                  "negative size"])
+def test_train_and_sample_refuse_what_info_refuses(cli, good, tmp_path, case):
+    """The per-set records are checked wherever a dataset is opened, not by `info` alone."""
+    edit, message = BREAKERS.get(case) or (_set("sizes", -3), "sizes must lie in")
+    broken = tmp_path / "broken.h5"
+    shutil.copy(good, broken)
+    with h5py.File(broken, "r+") as f:
+        edit(f)
+    for command in (["train", broken, "--steps", "1", "--run-dir", tmp_path / "run"],
+                    ["eval", "--samples", broken, "--refs", good, "--metrics", "mmd_cd"]):
+        result = cli(command)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()

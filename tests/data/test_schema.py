@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import h5py
 import numpy as np
 import pytest
 
@@ -72,3 +75,44 @@ def test_open_refuses_a_non_hdf5_file(tmp_path):
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(InputError, match="not an HDF5 file"):
         SetDataset(path)
+
+
+def _swap(path, name, make):
+    """Replace member `name` of the dataset file at `path` by what make(f, name) creates."""
+    with h5py.File(path, "a") as f:
+        del f[name]
+        make(f, name)
+
+
+def _external_raw(f, name):
+    f.create_dataset(name, shape=(12,), dtype="f4", external=[("/etc/passwd", 0, h5py.h5f.UNLIMITED)])
+
+
+def _virtual(f, name):
+    layout = h5py.VirtualLayout(shape=(12,), dtype="f4")
+    layout[:] = h5py.VirtualSource(str(f.filename) + ".other.h5", "scale", shape=(12,))
+    f.create_virtual_dataset(name, layout)
+
+
+@pytest.mark.parametrize(
+    ("member", "make", "says"),
+    [
+        ("scale", _external_raw, "dataset 'scale' keeps its bytes in an external file ('/etc/passwd')"),
+        ("points", lambda f, n: f.__setitem__(n, h5py.ExternalLink("/etc/other.h5", "/points")),
+         "member 'points' is an external link (to /etc/other.h5)"),
+        ("scale", _virtual, "dataset 'scale' is virtual"),
+        ("labels", lambda f, n: f.__setitem__(n, h5py.SoftLink("/labels")), "member 'labels' is a soft link"),
+        ("names", lambda f, n: f.create_group(n), "member 'names' is a group"),
+    ],
+)
+def test_a_dataset_file_that_reaches_outside_itself_is_refused(tmp_path, digits, cli, member, make, says):
+    sets, labels = digits
+    path = tmp_path / "d.h5"
+    write(path, sets, labels)
+    _swap(path, member, make)
+    with pytest.raises(InputError, match=re.escape(f"{path}: {says}")):
+        SetDataset(path)
+    for command in (["info", path], ["train", path, "--steps", "1", "--run-dir", tmp_path / "run"]):
+        result = cli(command)
+        assert result.exit_code == 1 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
