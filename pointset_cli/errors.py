@@ -1,12 +1,19 @@
 """Errors the command line turns into one-line messages and exit codes.
 
-Library code raises these (never prints); `cli._common.run_command` catches them.
-Exit codes follow DESIGN.md: 1 runtime failure or bad input data, 2 usage or config error.
+Library code raises these (never prints); `cli._common.handle_errors` catches them.
+Exit codes (ARCHITECTURE.md): 1 runtime failure or bad input data, 2 usage or config error.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+def shown(name: str | Path) -> str:
+    """A file name fit for one line of output: as it is when printable, else escaped as Python
+    writes it (quoted, with \\n for a line break and \\udcff for a byte that is not UTF-8)."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
 
 
 class PointsetError(Exception):
@@ -20,7 +27,7 @@ class PointsetError(Exception):
         self.path = None if path is None else str(path)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return f"{shown(self.path)}: {self.message}" if self.path else self.message
 
 
 class InputError(PointsetError):

@@ -19,6 +19,7 @@ from pointset_cli.cli._common import (
     out_console,
     print_json,
 )
+from pointset_cli.errors import shown
 
 HELP = "\n\n".join([
     (
@@ -93,11 +94,11 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"passed over {len(report.passed_over)} folder entries that are not regular files:",
                               highlight=False)
             for item in report.passed_over:
-                err_console.print(f"  {item['path']}: {item['reason']}", highlight=False, markup=False)
+                err_console.print(f"  {shown(item['path'])}: {item['reason']}", highlight=False, markup=False)
         if report.skipped:
             err_console.print(f"skipped {len(report.skipped)} bad file(s):", highlight=False)
             for item in report.skipped:
-                err_console.print(f"  {item['path']}: {item['error']}", highlight=False, markup=False)
+                err_console.print(f"  {shown(item['path'])}: {item['error']}", highlight=False, markup=False)
         if fmt == OutputFormat.json:
             print_json(report.to_dict())
             return

@@ -210,3 +210,28 @@ def test_fifos_and_links_to_devices_are_passed_over_not_read(tmp_path):
     assert "not a regular file (a FIFO)" in result.stderr and "not a regular file (a character device)" in result.stderr
     named = run(["prepare", src / "chair" / "pipe.pcd", "-o", tmp_path / "p.h5"], tmp_path, timeout=120)
     assert named.returncode == 2 and "pipe.pcd: not a regular file (a FIFO)" in named.stderr
+
+
+def test_odd_file_names_are_escaped_on_one_line(tmp_path):
+    """A line break in a name cannot forge an extra `error:` line; a name that is not UTF-8 is no crash."""
+    from pointset_testing.runner import our_lines, run
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SUBSET / "chair" / "test" / "chair_0890.pcd", src / "good.pcd")
+    forged = src / "x.ply\nerror: forged"
+    forged.write_bytes(b"not a ply file")
+    result = run(["prepare", forged, "-o", tmp_path / "o.h5"], tmp_path)
+    lines = our_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: '") and "x.ply\\nerror: forged" in lines[0]
+    forged.unlink()
+
+    raw = os.fsencode(src) + b"/caf\xe9.xyz"  # Latin-1, not UTF-8
+    with open(raw, "wb") as f:
+        f.write(b"1 2\n3\n")  # ragged: a bad file
+    skipped = run(["prepare", src, "-o", tmp_path / "s.h5", "--skip-bad", "--points", "16"], tmp_path)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "caf\\udce9.xyz" in skipped.stderr and "Traceback" not in skipped.stderr
+    stopped = run(["prepare", src, "-o", tmp_path / "t.h5", "--points", "16"], tmp_path)
+    assert stopped.returncode == 1 and len(our_lines(stopped.stderr)) == 1 and "caf\\udce9.xyz" in stopped.stderr
