@@ -8,6 +8,7 @@ left half-written is skipped with a warning naming it, and the newest readable o
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import sys
@@ -61,6 +62,18 @@ def _drop_half_written(directory: Path, warn: Callable[[str], None]) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+def _corrupt_metrics(directory: Path) -> list[Path]:
+    """Step folders whose metrics file (best/: the validation loss) is not readable JSON: Orbax reads
+    every one of them when it opens the folder, and one bad byte would make the whole run unusable."""
+    bad = []
+    for metrics in sorted(directory.glob("*/metrics/metrics")) if directory.is_dir() else []:
+        try:
+            json.loads(metrics.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            bad.append(metrics.parent.parent)
+    return bad
+
+
 class Checkpoints:
     """latest/ (keeps `max_to_keep`) and best/ (keeps the lowest val_loss) under `root`."""
 
@@ -69,6 +82,9 @@ class Checkpoints:
         self.warn = warn
         for sub in ("latest", "best"):
             _drop_half_written(self.root / sub, warn)
+            for step in _corrupt_metrics(self.root / sub):
+                warn(f"warning: {step}: checkpoint with an unreadable metrics file ignored and removed")
+                shutil.rmtree(step, ignore_errors=True)
         self.latest = _manager(self.root / "latest", max_to_keep, best=False)
         self.best = _manager(self.root / "best", 1, best=True)
 
@@ -181,6 +197,11 @@ def load_params(root: Path, warn: Callable[[str], None]) -> tuple[Any, int]:
     for sub in ("best", "latest"):
         directory = Path(root) / sub
         if not directory.is_dir():
+            continue
+        corrupt = _corrupt_metrics(directory)
+        if corrupt:  # read-only here: the next training session removes it
+            warn(f"warning: {corrupt[0]}: checkpoint with an unreadable metrics file; "
+                 + ("using the latest checkpoint" if sub == "best" else "no other checkpoint"))
             continue
         mgr = _manager(directory, 1, best=sub == "best", read_only=True)
         try:
