@@ -27,7 +27,7 @@ from pointset_cli.run import folder
 from pointset_cli.run.record import data_info, data_spec
 from pointset_cli.config import RunConfig
 from pointset_cli.data.batching import BatchStream, fixed_batches
-from pointset_cli.errors import PointsetError
+from pointset_cli.errors import PointsetError, UsageError
 
 DEFAULT_EPOCHS = 10
 
@@ -126,6 +126,10 @@ class _Session:
         from pointset_cli.training.steps import make_eval_step, make_train_step
 
         self.cfg, self.paths, self.ds, self.reporter = cfg, paths, ds, reporter
+        if ds.n_max > cfg.data.max_set_points:
+            raise UsageError(f"its largest set has {ds.n_max:,} points; training takes sets of at most "
+                             f"{cfg.data.max_set_points:,} (data.max_set_points): resample it with "
+                             "`pointset prepare --points N`", ds.path)
         self.train_idx, self.val_idx, validation = validation_split(ds, cfg.train.seed)
         if not len(ds.indices("val")):
             reporter.message(f"validation: {validation}")

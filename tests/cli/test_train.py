@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import yaml
 
@@ -129,3 +130,19 @@ def test_overwrite_replaces_only_a_run_and_keeps_it_until_the_new_one_starts(cli
     assert replaced.exit_code == 0, replaced.stderr
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 3 and not (run / ".replaced").exists() and (run / ".pointset-run").is_file()
+
+
+def test_a_dataset_with_sets_too_large_to_train_is_refused_in_one_line(cli, tmp_path):
+    from pointset_cli.data.schema import write_dataset
+
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(n, 3)).astype(np.float32) for n in (100, 5000, 200)]
+    data = tmp_path / "big.h5"
+    write_dataset(data, sets, np.zeros(3, np.int32), ["a", "b", "c"], np.zeros(3, np.uint8), ["x"],
+                  np.zeros((3, 3)), np.ones(3), {"normalization": "none", "sampler": "points", "seed": 0,
+                                                 "n_points": 0, "max_points": 5000, "provenance": {}})
+    run = tmp_path / "run"
+    result = cli(["train", data, *SETS, "--steps", "1", "--run-dir", run, "--set", "data.max_set_points=1000"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "largest set has 5,000 points; training takes sets of at most 1,000 (data.max_set_points)" in result.stderr
+    assert not run.exists()
