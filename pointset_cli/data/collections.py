@@ -46,17 +46,25 @@ def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An .npy [M, N, D] or an .npz holding one array (or `points`, with an optional `mask`); every
+    header is checked against the bytes present before anything is allocated."""
+    from pointset_cli.io.arrays import npz_arrays, parse_npy
+
+    data = path.read_bytes()
+    mask = None
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                key = "points" if "points" in loaded.files else loaded.files[0] if len(loaded.files) == 1 else None
-                if key is None:
-                    raise InputError(f"npz holds {loaded.files}; expected one array or one named 'points'", path)
-                points = loaded[key]
-                mask = loaded["mask"].astype(bool) if "mask" in loaded.files else None
+        if path.suffix.lower() == ".npz":
+            arrays = npz_arrays(data)
+            key = "points" if "points" in arrays else next(iter(arrays)) if len(arrays) == 1 else None
+            if key is None:
+                raise InputError(f"npz holds {sorted(arrays)}; expected one array or one named 'points'", path)
+            points = parse_npy(arrays[key]())
+            if "mask" in arrays:
+                mask = parse_npy(arrays["mask"]()).astype(bool)
         else:
-            points, mask = loaded, None
+            points = parse_npy(data)
+    except InputError as err:
+        raise InputError(err.message, path) from None
     except (ValueError, OSError, EOFError) as err:
         raise InputError(f"cannot read array: {err}", path) from err
     if points.ndim != 3 or points.shape[-1] not in (2, 3) or not np.issubdtype(points.dtype, np.number):

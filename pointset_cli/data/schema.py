@@ -94,6 +94,13 @@ class SetDataset:
                 raise InputError(f"dataset {name!r} has dtype {ds.dtype}, expected {dtype}", self.path)
             if ds.shape != shape_of(m, n, d):
                 raise InputError(f"dataset {name!r} has shape {ds.shape}, expected {shape_of(m, n, d)}", self.path)
+        points = f["points"]
+        if points.chunks != (1, n, d) or points.id.get_num_chunks() != m:
+            # One stored chunk per set, as write_dataset makes them: a header cannot promise more sets
+            # than the file holds bytes for (unstored chunks would read as zeros, without end).
+            stored = points.id.get_num_chunks() if points.chunks else "no"
+            raise InputError(f"points claims {m:,} sets but stores {stored} chunks (one per set expected)",
+                             self.path)
         if h5py.check_string_dtype(f["names"].dtype) is None or f["names"].shape != (m,):
             raise InputError(f"dataset 'names' must be {m} strings", self.path)
         if d != _attr_value(f.attrs["dim"]) or d not in (2, 3):

@@ -6,9 +6,11 @@ before the array is built, so a header promising a huge shape fails fast.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import zipfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,22 +47,33 @@ def read_npy(data: bytes) -> Shape:
     return make_shape(parse_npy(data))
 
 
-def read_npz(data: bytes) -> Shape:
-    """Parse .npz bytes: the array named `points`, else the only array."""
+def npz_arrays(data: bytes) -> dict[str, Callable[[], bytes]]:
+    """The members of .npz bytes: array name -> a function reading its .npy bytes (each no larger
+    than the member limit; the archive's own sizes bound what is inflated)."""
     if not data.startswith(_ZIP_MAGIC):
         raise InputError("not an NPZ file (not a zip archive)")
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = [n for n in archive.namelist() if n.endswith(".npy")]
-        if "points.npy" in names:
-            name = "points.npy"
-        elif len(names) == 1:
-            name = names[0]
-        else:
-            keys = ", ".join(n[:-4] for n in names[:5]) or "none"
-            raise InputError(f"NPZ has no 'points' array and {len(names)} arrays to choose from ({keys})")
-        if archive.getinfo(name).file_size > _MEMBER_LIMIT:
-            raise InputError(f"NPZ member {name} is larger than 2 GiB")
-        return make_shape(parse_npy(archive.read(name)))
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    members = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        if info.file_size > _MEMBER_LIMIT:
+            raise InputError(f"NPZ member {info.filename} is larger than 2 GiB")
+        members[info.filename[:-4]] = functools.partial(archive.read, info.filename)
+    return members
+
+
+def read_npz(data: bytes) -> Shape:
+    """Parse .npz bytes: the array named `points`, else the only array."""
+    arrays = npz_arrays(data)
+    if "points" in arrays:
+        name = "points"
+    elif len(arrays) == 1:
+        name = next(iter(arrays))
+    else:
+        keys = ", ".join(list(arrays)[:5]) or "none"
+        raise InputError(f"NPZ has no 'points' array and {len(arrays)} arrays to choose from ({keys})")
+    return make_shape(parse_npy(arrays[name]()))
 
 
 def encode_npy(points: np.ndarray) -> bytes:

@@ -49,3 +49,30 @@ def test_eval_errors_are_one_line(cli, tmp_path):
     for args, code, text in cases:
         result = cli(args)
         assert result.exit_code == code and text in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_headers_that_promise_more_than_the_file_holds_are_refused_before_allocating(cli, tmp_path, tiny_mnist):
+    """A 1e12-set NPY header and an HDF5 dataset claiming 5e7 sets: one line naming the file, at once."""
+    import h5py
+
+    refs = tmp_path / "refs.npy"
+    np.save(refs, np.zeros((4, 8, 2), np.float32))
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 8, 2), }".ljust(117) + "\n"
+    huge = tmp_path / "huge.npy"
+    huge.write_bytes(b"\x93NUMPY\x01\x00" + np.array([len(header)], "<u2").tobytes() + header.encode() + bytes(64))
+    result = cli(["eval", "--samples", huge, "--refs", refs, "--metrics", "mmd_cd"])
+    assert result.exit_code == 1 and f"{huge}: truncated NPY: header promises" in result.stderr
+
+    claims = tmp_path / "claims.h5"
+    shutil.copy(tiny_mnist, claims)
+    with h5py.File(claims, "r+") as f:
+        m = 50_000_000
+        for name in ("sizes", "labels", "split", "scale", "center", "names", "points"):
+            old = f[name]
+            shape, dtype, chunks = (m, *old.shape[1:]), old.dtype, (1, *old.shape[1:]) if name == "points" else None
+            del f[name]
+            f.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks or True)  # nothing stored
+    for command in (["info", claims], ["eval", "--samples", claims, "--refs", refs, "--metrics", "mmd_cd"]):
+        result = cli(command)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and "claims 50,000,000 sets but stores 0 chunks" in lines[0]
