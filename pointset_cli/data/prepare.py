@@ -354,6 +354,10 @@ def _load_all(
             try:
                 for future in cf.as_completed(futures):
                     collect(future.result())
+            except cf.process.BrokenProcessPool:
+                pool.shutdown(cancel_futures=True)
+                raise PointsetError(f"a reader process died (killed, or out of memory) with {total - done} of "
+                                    f"{total} files unread; `--workers 1` names the file it stops at") from None
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise

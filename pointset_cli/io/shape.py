@@ -20,6 +20,9 @@ class Shape(NamedTuple):
     faces: np.ndarray | None
 
 
+MAX_COORDINATE = 1e15  # |x|^2 stays far inside float64 and x inside float32
+
+
 def make_shape(points: np.ndarray, faces: np.ndarray | None = None) -> Shape:
     """Validate and convert to a Shape; raise InputError (without a path) naming what is wrong."""
     points = np.asarray(points)
@@ -37,6 +40,10 @@ def make_shape(points: np.ndarray, faces: np.ndarray | None = None) -> Shape:
         first = int(np.argmax(bad))
         count = int(bad.sum())
         raise InputError(f"non-finite coordinates (NaN or Inf) in {count} of {n} points, first at point {first}")
+    huge = np.abs(points).max(axis=1) > MAX_COORDINATE
+    if huge.any():  # finite here, but squared distances overflow and float32 (the datasets) cannot hold them
+        raise InputError(f"coordinates beyond +-{MAX_COORDINATE:g} in {int(huge.sum())} of {n} points, first at "
+                         f"point {int(np.argmax(huge))}")
     if faces is None or len(faces) == 0:
         return Shape(points, None)
     faces = np.asarray(faces, dtype=np.int64)

@@ -235,3 +235,16 @@ def test_odd_file_names_are_escaped_on_one_line(tmp_path):
     assert "caf\\udce9.xyz" in skipped.stderr and "Traceback" not in skipped.stderr
     stopped = run(["prepare", src, "-o", tmp_path / "t.h5", "--points", "16"], tmp_path)
     assert stopped.returncode == 1 and len(our_lines(stopped.stderr)) == 1 and "caf\\udce9.xyz" in stopped.stderr
+
+
+def _killed_reader(chunk, opts, kind):
+    os._exit(9)  # as the kernel's OOM killer would end a reader
+
+
+def test_a_reader_process_that_dies_is_one_line_not_a_traceback(cli, tmp_path, monkeypatch):
+    from pointset_cli.data import prepare
+
+    monkeypatch.setattr(prepare, "_load_chunk", _killed_reader)  # forked workers inherit it
+    result = cli(["prepare", SUBSET, "-o", tmp_path / "o.h5", "--workers", "2"])
+    assert result.exit_code == 1 and "a reader process died" in one_line_error(result)
+    assert not (tmp_path / "o.h5").exists()

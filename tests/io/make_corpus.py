@@ -109,6 +109,7 @@ def corpus() -> dict[str, tuple[bytes, str | None]]:
         "pixel300.csv": ((csv_row([0] * 784, 1) + "\n" + csv_row([300] + [0] * 783, 2) + "\n").encode(), "pixel value 300"),
         "text.xyz": (b"0 0 0\n1 one 2\n", "non-numeric value 'one'"),
         "inf.xyz": (b"0 0 0\n1 inf 2\n", "non-finite"),
+        "huge.xyz": (b"0 0 0\n1 1e308 2\n", "coordinates beyond +-1e+15 in 1 of 2 points, first at point 1"),
         "empty.xyz": (b"", "empty file"),
         "ragged.xyz": (b"0 0 0\n1 2\n", "row 2 has 2 columns"),
         "ragged_total.xyz": (b"0 0 0\n1 2\n3 4 5 6\n", "row 2 has 2 columns, row 1 has 3"),  # 9 values: 3 x 3
