@@ -15,11 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 from pointset_cli.errors import InputError
+from pointset_cli.io.guard import DECODED_LIMIT
 from pointset_cli.io.shape import Shape, make_shape
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
-_MEMBER_LIMIT = 1 << 31  # bytes; a larger member is refused rather than inflated
 
 
 def parse_npy(data: bytes) -> np.ndarray:
@@ -47,9 +47,10 @@ def read_npy(data: bytes) -> Shape:
     return make_shape(parse_npy(data))
 
 
-def npz_arrays(data: bytes) -> dict[str, Callable[[], bytes]]:
-    """The members of .npz bytes: array name -> a function reading its .npy bytes (each no larger
-    than the member limit; the archive's own sizes bound what is inflated)."""
+def npz_arrays(data: bytes, limit: int = DECODED_LIMIT) -> dict[str, Callable[[], bytes]]:
+    """The members of .npz bytes: array name -> a function reading its .npy bytes. A member whose
+    stated size passes `limit` is refused before it is inflated (zipfile inflates no further than
+    the stated size)."""
     if not data.startswith(_ZIP_MAGIC):
         raise InputError("not an NPZ file (not a zip archive)")
     archive = zipfile.ZipFile(io.BytesIO(data))
@@ -57,8 +58,9 @@ def npz_arrays(data: bytes) -> dict[str, Callable[[], bytes]]:
     for info in archive.infolist():
         if not info.filename.endswith(".npy"):
             continue
-        if info.file_size > _MEMBER_LIMIT:
-            raise InputError(f"NPZ member {info.filename} is larger than 2 GiB")
+        if info.file_size > limit:
+            raise InputError(f"NPZ member {info.filename} inflates to {info.file_size:,} bytes, more than the "
+                             f"{limit:,} a file may hold")
         members[info.filename[:-4]] = functools.partial(archive.read, info.filename)
     return members
 

@@ -7,6 +7,7 @@ malformed, so callers handle exactly one exception type.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -14,6 +15,21 @@ from typing import TypeVar
 from pointset_cli.errors import InputError
 
 T = TypeVar("T")
+
+# What one input file may decode into (inflated gzip, NPZ members, LZF): ~10 million 3D points in
+# float64, far beyond any point cloud we sample from, far below what a decompression bomb asks for.
+DECODED_LIMIT = 1 << 28
+
+
+def inflate_gzip(data: bytes, limit: int = DECODED_LIMIT) -> bytes:
+    """gzip bytes inflated, stopping (InputError) as soon as the output would pass `limit` bytes."""
+    inflater = zlib.decompressobj(31)  # 31: a gzip header and trailer
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise InputError(f"inflates past {limit:,} bytes, more than this file may hold (a decompression bomb?)")
+    if not inflater.eof:
+        raise InputError("truncated gzip data")
+    return out
 
 
 def guarded(path: Path, what: str, parse: Callable[[], T]) -> T:

@@ -7,14 +7,14 @@ CSV: one digit per row, 784 pixel values 0..255 then the label; an optional head
 
 from __future__ import annotations
 
-import gzip
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from pointset_cli.errors import InputError
-from pointset_cli.io.guard import guarded
+from pointset_cli.io.guard import DECODED_LIMIT, guarded, inflate_gzip
 
 _IMAGES_MAGIC = 0x00000803
 _LABELS_MAGIC = 0x00000801
@@ -41,8 +41,8 @@ def read_mnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.name.lower().endswith(_CSV_SUFFIXES):
         return guarded(path, "MNIST", lambda: _parse_csv(_load(path)))
     labels_path = labels_path_for(path)
-    images = guarded(path, "MNIST", lambda: _parse_idx(_load(path), _IMAGES_MAGIC))
-    labels = guarded(labels_path, "MNIST", lambda: _parse_idx(_load(labels_path), _LABELS_MAGIC))
+    images = guarded(path, "MNIST", lambda: _parse_idx(_load(path, _IMAGES_MAGIC), _IMAGES_MAGIC))
+    labels = guarded(labels_path, "MNIST", lambda: _parse_idx(_load(labels_path, _LABELS_MAGIC), _LABELS_MAGIC))
     if len(labels) != len(images):
         raise InputError(f"{len(images)} images but {len(labels)} labels in {labels_path.name}", path)
     return images.reshape(-1, _SIDE, _SIDE), labels.astype(np.int64)
@@ -59,13 +59,29 @@ def labels_path_for(images_path: Path) -> Path:
     raise InputError(f"labels file not found: expected {base}[.gz] beside it", images_path)
 
 
-def _load(path: Path) -> bytes:
+def _load(path: Path, magic: int | None = None) -> bytes:
+    """The file's bytes, inflated when gzipped: an IDX file (`magic`) no further than its header's
+    count needs (plus one byte, to notice more), anything else up to the decoding budget."""
     data = path.read_bytes()
     if path.name.lower().endswith(".gz"):
-        data = gzip.decompress(data)
+        limit = DECODED_LIMIT
+        if magic is not None:
+            head = zlib.decompressobj(31).decompress(data, 16)  # the header alone
+            limit = min(limit, _idx_bytes(head, magic) + 1)
+        data = inflate_gzip(data, limit)
     if not data:
         raise InputError("empty file (0 bytes)")
     return data
+
+
+def _idx_bytes(head: bytes, magic: int) -> int:
+    """The bytes an IDX file whose first bytes are `head` should hold (0 when the header is unreadable:
+    the parser then says what is wrong)."""
+    ndim = 3 if magic == _IMAGES_MAGIC else 1
+    if len(head) < 4 + 4 * ndim:
+        return DECODED_LIMIT
+    _, *dims = np.frombuffer(head, ">u4", 1 + ndim).tolist()
+    return 4 + 4 * ndim + int(np.prod(dims, dtype=object))
 
 
 def _parse_idx(data: bytes, magic: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pointset_cli.errors import InputError
+from pointset_cli.io.guard import DECODED_LIMIT
 from pointset_cli.io.lzf import lzf_decompress
 from pointset_cli.io.shape import Shape, make_shape
 
@@ -99,6 +100,8 @@ def _read_compressed(data: bytes, offset: int, dtype: np.dtype, xyz: list[int], 
     if len(data) < offset + 8:
         raise InputError("truncated compressed PCD: no size words after the header")
     compressed, raw_size = np.frombuffer(data, "<u4", 2, offset).tolist()
+    if raw_size > DECODED_LIMIT:
+        raise InputError(f"compressed PCD inflates to {raw_size:,} bytes, more than the {DECODED_LIMIT:,} a file may hold")
     if raw_size != n * dtype.itemsize:
         raise InputError(f"compressed PCD holds {raw_size} bytes, header promises {n} points of {dtype.itemsize}")
     payload = data[offset + 8 : offset + 8 + compressed]

@@ -97,13 +97,20 @@ def corpus() -> dict[str, tuple[bytes, str | None]]:
         "truncated.stl": (b"\x00" * 80 + np.array([10], "<u4").tobytes() + b"\x00" * 120, "header promises 10 triangles"),
         "truncated_ascii.stl": (b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\n", "no 'endsolid'"),
         "badmagic-images-idx3-ubyte": (idx(0x0803 + 1, [1, 28, 28], digit), "wrong IDX magic"),
+        # decompression bombs: small files whose content inflates far beyond what their header says
+        "bomb-images-idx3-ubyte.gz": (gzip.compress(idx(0x0803, [1, 28, 28], bytes(40_000_000)), 9, mtime=0),
+                                      "inflates past 801 bytes"),
+        "bomb-labels-idx1-ubyte": (idx(0x0801, [1], b"\x07"), None),
+        "bomb.npz": (_npz_bomb(), "NPZ member points.npy inflates to 268,435,568 bytes, more than the 268,435,456"),
+        "bomb.pcd": (pcd("x y z", "4 4 4", 8, "binary_compressed", np.array([10, 2**32 - 1], "<u4").tobytes()),
+                     "compressed PCD inflates to 4,294,967,295 bytes"),
         "badmagic-labels-idx1-ubyte": (idx(0x0801, [1], b"\x07"), None),
         "mismatch-images-idx3-ubyte": (idx(0x0803, [3, 28, 28], digit * 3), "3 images but 2 labels"),
         "mismatch-labels-idx1-ubyte": (idx(0x0801, [2], b"\x01\x02"), None),
         "short-images-idx3-ubyte": (idx(0x0803, [5, 28, 28], digit * 2), "header promises 5 images, file holds 2"),
         "short-labels-idx1-ubyte": (idx(0x0801, [5], b"\x01" * 5), None),
         "nolabels-images-idx3-ubyte": (idx(0x0803, [1, 28, 28], digit), "labels file not found"),
-        "cutgz-images-idx3-ubyte.gz": (gzip.compress(idx(0x0803, [1, 28, 28], digit), mtime=0)[:30], "EOFError"),
+        "cutgz-images-idx3-ubyte.gz": (gzip.compress(idx(0x0803, [1, 28, 28], digit), mtime=0)[:30], "truncated gzip data"),
         "cutgz-labels-idx1-ubyte": (idx(0x0801, [1], b"\x00"), None),
         "cols783.csv": (csv_row([0] * 782, 3).encode() + b"\n", "has 783 columns, expected 785"),
         "pixel300.csv": ((csv_row([0] * 784, 1) + "\n" + csv_row([300] + [0] * 783, 2) + "\n").encode(), "pixel value 300"),
@@ -124,6 +131,15 @@ def corpus() -> dict[str, tuple[bytes, str | None]]:
         "two_arrays.npz": (npz(a=np.zeros((3, 3)), b=np.ones((3, 3))), "no 'points' array"),
         "not_zip.npz": (b"this is not a zip archive\n", "not a zip archive"),
     }
+
+
+def _npz_bomb() -> bytes:
+    """An .npz whose one member, 2^28 zero bytes of float64 data, deflates to about 260 KB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        info = zipfile.ZipInfo("points.npy", date_time=(2026, 1, 1, 0, 0, 0))
+        archive.writestr(info, npy(np.zeros((2**28 // 24, 3))), zipfile.ZIP_DEFLATED, 9)
+    return buffer.getvalue()
 
 
 def _npy_promising(rows: int) -> bytes:
