@@ -94,17 +94,40 @@ class RunConfig:
         return self.name or self.model.name
 
 
+MAX_YAML_DEPTH = 16  # a config nests three levels; deeper is an error, not a recursion crash
+MAX_YAML_CHARS = 1 << 20
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without aliases: `*name` can expand a few lines into gigabytes ("billion laughs")."""
+    """YAML without aliases (`*name` can expand a few lines into gigabytes: "billion laughs") and
+    nested at most MAX_YAML_DEPTH levels."""
 
     def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError(f"aliases (*{self.peek_event().anchor}) are not allowed in a config")
-        return super().compose_node(parent, index)
+        self.depth = getattr(self, "depth", 0) + 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _read_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
+    """YAML text -> plain values; too long, too deep or unreadable -> yaml.YAMLError."""
+    if len(text) > MAX_YAML_CHARS:
+        raise yaml.YAMLError(f"longer than {MAX_YAML_CHARS:,} characters")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise yaml.YAMLError(str(err).split(";")[0]) from None
+
+
+def _shown(value: Any) -> str:
+    """`value` as an error message quotes it: repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -126,14 +149,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except UsageError:
                 continue
-        raise UsageError(f"{key}: cannot read {value!r} as {tp}")
+        raise UsageError(f"{key}: cannot read {_shown(value)} as {tp}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
-            raise UsageError(f"{key}: {value!r} is not one of {', '.join(map(str, typing.get_args(tp)))}")
+            raise UsageError(f"{key}: {_shown(value)} is not one of {', '.join(map(str, typing.get_args(tp)))}")
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise UsageError(f"{key}: expected a mapping, got {value!r}")
+            raise UsageError(f"{key}: expected a mapping, got {_shown(value)}")
         return from_dict(tp, value, prefix=f"{key}.")
     base = origin or tp
     try:
@@ -169,9 +192,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError(value)
             return base(value)
     except yaml.YAMLError as err:
-        raise UsageError(f"{key}: cannot read {value!r}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"{key}: cannot read {_shown(value)}: {str(err).splitlines()[0]}") from None
     except (TypeError, ValueError, OverflowError):
-        raise UsageError(f"{key}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
+        raise UsageError(f"{key}: cannot read {_shown(value)} as {getattr(base, '__name__', base)}") from None
     return value
 
 
@@ -250,7 +273,7 @@ def _yaml_value(key: str, text: str) -> Any:
     try:
         return _read_yaml(text)
     except yaml.YAMLError:
-        raise UsageError(f"{key}: cannot read {text!r}") from None
+        raise UsageError(f"{key}: cannot read {_shown(text)}") from None
 
 
 def parse_set(items: Iterable[str]) -> dict[str, str]:
@@ -259,7 +282,7 @@ def parse_set(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {_shown(item)}")
         out[key.strip()] = value
     return out
 
@@ -355,10 +378,10 @@ def validate(cfg: RunConfig) -> None:
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if not ok(value):
-            raise UsageError(f"{key} must be {what} (got {value!r})")
+            raise UsageError(f"{key} must be {what} (got {_shown(value)})")
     name = cfg.name
     if name and (name in (".", "..") or "/" in name or os.sep in name or not name.isprintable()):
-        raise UsageError(f"name must be a plain run name, not a path (got {name!r}); use --run-dir for a folder")
+        raise UsageError(f"name must be a plain run name, not a path (got {_shown(name)}); use --run-dir for a folder")
 
 
 def save(cfg: RunConfig, path: Path) -> None:

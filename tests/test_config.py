@@ -108,3 +108,22 @@ def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
         config.resolve(path)
     with pytest.raises(UsageError, match="aliases"):
         config.resolve(None, ["model.decoder_options={a: &x 1, b: *x}"])
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("[" * 5000 + "]" * 5000, "nested deeper than 16 levels"),  # was a RecursionError
+    ("{a: " * 3000 + "1" + "}" * 3000, "nested deeper than 16 levels"),
+    ("9" * 100_000, "Exceeds the limit"),  # was an internal ValueError of int()
+])
+def test_deep_or_huge_yaml_values_are_one_line_usage_errors(tmp_path, value, problem):
+    path = tmp_path / "odd.yaml"
+    path.write_text(f"train:\n  steps: {value}\n")
+    with pytest.raises(UsageError, match=f"not valid YAML: {problem}") as err:
+        config.resolve(path)
+    assert len(str(err.value)) < 200
+    with pytest.raises(UsageError, match=r"train.steps: cannot read '.{56}\.\.\. as int") as err:
+        config.resolve(None, [f"train.steps={value}"])  # quoted cut to 60 characters
+    assert len(str(err.value)) < 200
+    path.write_text("x" * (config.MAX_YAML_CHARS + 1))
+    with pytest.raises(UsageError, match="longer than"):
+        config.resolve(path)

@@ -47,7 +47,7 @@ class RichReporter:
         self.progress.update(self.task, completed=step, status=f"loss {loss:.4g}  {rate:.1f} steps/s")
 
     def message(self, text: str) -> None:
-        if self.progress.live.is_started:
+        if getattr(self.progress, "live", None) is not None and self.progress.live.is_started:
             self.progress.console.print(text, highlight=False, markup=False)
         else:
             err_console.print(text, highlight=False, markup=False)

@@ -40,6 +40,8 @@ DATASETS: dict[str, tuple[np.dtype, Any]] = {
     "center": (np.dtype(np.float32), lambda m, n, d: (m, d)),
     "scale": (np.dtype(np.float32), lambda m, n, d: (m,)),
 }
+# HDF5's own filters and h5py's LZF: deflate, shuffle, fletcher32, szip, nbit, scaleoffset, lzf.
+BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
 SCAN_BLOCK = 512  # sets read at a time by `validate`
 GZIP_LEVEL = 4
 
@@ -340,7 +342,8 @@ def _open(path: Path) -> h5py.File:
 def _check_self_contained(f: h5py.File, path: Path) -> None:
     """Refuse an HDF5 file that reaches outside itself or loops: every member of its root must be a
     hard-linked dataset holding its own bytes (no external, soft or virtual links, no external raw
-    storage), as `write_dataset` makes them. Checked before any member is read."""
+    storage) through filters HDF5 itself decodes, as `write_dataset` makes them. Checked before any
+    member is read."""
     for name in f:
         link = f.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
@@ -356,6 +359,13 @@ def _check_self_contained(f: h5py.File, path: Path) -> None:
         if obj.external:
             raise InputError(f"dataset {name!r} keeps its bytes in an external file ({obj.external[0][0]!r}); "
                              "it is not read", path)
+        plist = obj.id.get_create_plist()
+        for i in range(plist.get_nfilters()):
+            code, _, _, label = plist.get_filter(i)
+            if code not in BUILTIN_FILTERS:  # decoding it would load a plugin library named by the file
+                raise InputError(f"dataset {name!r} is stored with HDF5 filter {code} "
+                                 f"({label.decode(errors='replace') or 'unnamed'}), which pointset does not decode",
+                                 path)
 
 
 def _attr_value(value: Any) -> Any:

@@ -24,11 +24,12 @@ Solvers:
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from pointset_cli.distances.threads import map_on_cores
 
 SOLVERS = ("auto", "scipy", "optax", "auction", "auction-numba")
 
@@ -91,8 +92,6 @@ def _auction_numba_pair(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _host(cost: np.ndarray, row_mask: np.ndarray, col_mask: np.ndarray, solve_pair) -> np.ndarray:
-    from concurrent.futures import ThreadPoolExecutor
-
     lead = cost.shape[:-2]
     cost = np.asarray(cost, np.float64).reshape(-1, *cost.shape[-2:])  # scipy works in float64
     rmask = np.asarray(row_mask).reshape(cost.shape[:2])
@@ -105,8 +104,7 @@ def _host(cost: np.ndarray, row_mask: np.ndarray, col_mask: np.ndarray, solve_pa
         out[i, rows[r]] = cols[c]
 
     # Both solvers release the GIL: pairs run on all cores.
-    with ThreadPoolExecutor(min(len(cost), os.cpu_count() or 1)) as pool:
-        list(pool.map(solve, range(len(cost))))
+    map_on_cores(solve, range(len(cost)))
     return out.reshape(*lead, -1)
 
 

@@ -9,12 +9,12 @@ by numba (first use compiles for a few seconds).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from pointset_cli.distances.threads import map_on_cores
 
 # eps shrinks by this factor per phase; 5-10 were within noise of each other at N=256-1024.
 SCALE_FACTOR = 8.0
@@ -131,9 +131,12 @@ def pairwise_emd_host(
         return stop - start
 
     done = 0
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for count in pool.map(run, range(0, len(rows), chunk)):
-            done += count
-            if progress is not None:
-                progress(done, len(rows))
+
+    def report(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, len(rows))
+
+    map_on_cores(run, range(0, len(rows), chunk), report)
     return out

@@ -10,23 +10,13 @@ import math
 
 import haiku as hk
 import jax
-import jax.numpy as jnp
 
 from pointset_cli.config import ModelConfig
-from pointset_cli.data.batching import Batch
 from pointset_cli.models import build_model, registry
-from pointset_cli.models.setmodel import DataSpec, SetModel
+from pointset_cli.models.setmodel import DataSpec, SetModel, batch_shapes, param_shapes
 
 # The size the counts are quoted at: MNIST digits as 2D sets (up to 342 points), 10 classes.
 DEFAULT_DATA = DataSpec(dim=2, n_max=342, n_classes=10)
-
-
-def _batch_shape(data: DataSpec, batch: int = 2) -> Batch:
-    return Batch(
-        jax.ShapeDtypeStruct((batch, data.n_max, data.dim), jnp.float32),
-        jax.ShapeDtypeStruct((batch, data.n_max), jnp.bool_),
-        jax.ShapeDtypeStruct((batch,), jnp.int32),
-    )
 
 
 def _count(params) -> int:
@@ -35,7 +25,7 @@ def _count(params) -> int:
 
 def model_param_count(model: SetModel) -> int:
     """Parameters of a built model (shapes only, via eval_shape)."""
-    return _count(jax.eval_shape(model.init, jax.random.key(0), _batch_shape(model.data)))
+    return _count(param_shapes(model))
 
 
 def encoder_param_count(name: str, latent_dim: int, data: DataSpec = DEFAULT_DATA) -> int:
@@ -43,7 +33,7 @@ def encoder_param_count(name: str, latent_dim: int, data: DataSpec = DEFAULT_DAT
     entry = registry.get("encoder", name)
     make = entry.build(entry.config_cls(), latent_dim).make
     init = hk.transform(lambda points, mask: make()(points, mask)).init
-    batch = _batch_shape(data)
+    batch = batch_shapes(data)
     return _count(jax.eval_shape(init, jax.random.key(0), batch.points, batch.mask))
 
 

@@ -38,3 +38,22 @@ class SetModel(NamedTuple):
     sample: Callable[..., tuple[Array, Array]] | None = None  # whole models: (params, rng, n, labels|None)
     log_prob: Callable[..., Array] | None = None  # likelihood models: (params, batch) -> [B]
     cardinality: str = "fixed"  # the model's size decision: fixed | presence | size
+
+
+def batch_shapes(data: DataSpec, batch: int = 2) -> Any:
+    """A Batch of shapes only ([batch, N, D] points, [batch, N] mask, [batch] labels) for eval_shape."""
+    import jax
+    import jax.numpy as jnp
+
+    from pointset_cli.data.batching import Batch
+
+    return Batch(jax.ShapeDtypeStruct((batch, data.n_max, data.dim), jnp.float32),
+                 jax.ShapeDtypeStruct((batch, data.n_max), jnp.bool_),
+                 jax.ShapeDtypeStruct((batch,), jnp.int32))
+
+
+def param_shapes(model: SetModel) -> Any:
+    """The parameter tree `model.init` makes, as shapes only (jax.eval_shape: nothing computed)."""
+    import jax
+
+    return jax.eval_shape(model.init, jax.random.key(0), batch_shapes(model.data))

@@ -1,8 +1,10 @@
 """Orbax checkpoints of the training state: `latest/` (every few steps) and `best/` (by validation loss,
 parameters and step only).
 
-Saves are asynchronous; `wait()` (called before any exit) finishes them. A checkpoint that a kill
-left half-written is skipped with a warning naming it, and the newest readable one is used.
+Each save is finished before training goes on, so a failed write (a full disk) is one error naming
+the step that failed, and the half-written folder is removed; the checkpoints before it stay as
+they were. A checkpoint that a kill left half-written is skipped with a warning naming it, and the
+newest readable one is used.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Checkpoints:
         if step not in self.latest.all_steps():
             with _write_errors(self.root / "latest" / str(step)):
                 self.latest.save(step, args=ocp.args.StandardSave(state))
+                self.latest.wait_until_finished()
 
     def save_best(self, step: int, state: Any, val_loss: float) -> None:
         """Keep `state`'s parameters and step if `val_loss` beats the best so far (Orbax keeps the
@@ -105,6 +108,7 @@ class Checkpoints:
             kept = {"params": state.params, "step": state.step}
             with _write_errors(self.root / "best" / str(step)):
                 self.best.save(step, args=ocp.args.StandardSave(kept), metrics={"val_loss": float(val_loss)})
+                self.best.wait_until_finished()
 
     def restore_latest(self, template: Any) -> Any | None:
         """The newest readable latest checkpoint restored into `template`'s structure, or None."""
@@ -128,6 +132,7 @@ def _write_errors(path: Path) -> Iterator[None]:
         yield
     except Exception as err:  # noqa: BLE001 - Orbax wraps OSError in several exception types
         msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        _drop_half_written(path.parent, lambda _: None)
         raise PointsetError(f"cannot write checkpoint: {msg}", path) from None
 
 
@@ -139,7 +144,7 @@ def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Calla
     for i, step in enumerate(steps):
         try:
             restored = mgr.restore(step, args=ocp.args.StandardRestore(template))
-            msg = _mismatch(template, restored)
+            msg = mismatch(template, restored)
         except Exception as err:  # noqa: BLE001 - any failure to read means "corrupt": fall back
             restored, msg = None, str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         if restored is not None and msg is None:
@@ -176,7 +181,7 @@ def _quiet_failed_restores() -> None:
     logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
 
 
-def _mismatch(template: Any, restored: Any) -> str | None:
+def mismatch(template: Any, restored: Any) -> str | None:
     """The first leaf whose shape differs between `template` and `restored` (None: they match)."""
     import jax
 

@@ -60,7 +60,8 @@ def load_run(path: str | Path, warn: Callable[[str], None]) -> TrainedRun:
     resolved model, or before an option existed) gets the code's defaults, with one warning line.
     """
     from pointset_cli.models import build_model, resolve_model
-    from pointset_cli.run.checkpoints import load_params
+    from pointset_cli.models.setmodel import param_shapes
+    from pointset_cli.run.checkpoints import load_params, mismatch
 
     paths = folder.open_run(path)
     cfg = config_mod.load(paths.config)
@@ -74,4 +75,7 @@ def load_run(path: str | Path, warn: Callable[[str], None]) -> TrainedRun:
         cfg = dataclasses.replace(cfg, model=resolved)
     model = build_model(cfg.model, data_spec(info))
     params, step = load_params(paths.checkpoints, warn)
+    difference = mismatch(param_shapes(model), params)
+    if difference is not None:
+        raise InputError(f"checkpoint is not of the model config.yaml describes ({difference})", paths.checkpoints)
     return TrainedRun(paths, cfg, info, model, params, step)

@@ -94,6 +94,11 @@ def _virtual(f, name):
     f.create_virtual_dataset(name, layout)
 
 
+def _unknown_filter(f, name):
+    """Scales stored through filter 30001, which no HDF5 build has: reading it would look for a plugin."""
+    f.create_dataset(name, data=np.ones(12, np.float32), chunks=(12,), compression=30001, allow_unknown_filter=True)
+
+
 @pytest.mark.parametrize(
     ("member", "make", "says"),
     [
@@ -103,6 +108,7 @@ def _virtual(f, name):
         ("scale", _virtual, "dataset 'scale' is virtual"),
         ("labels", lambda f, n: f.__setitem__(n, h5py.SoftLink("/labels")), "member 'labels' is a soft link"),
         ("names", lambda f, n: f.create_group(n), "member 'names' is a group"),
+        ("scale", _unknown_filter, "dataset 'scale' is stored with HDF5 filter 30001"),
     ],
 )
 def test_a_dataset_file_that_reaches_outside_itself_is_refused(tmp_path, digits, cli, member, make, says):

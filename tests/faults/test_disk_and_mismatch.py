@@ -33,6 +33,15 @@ def _finish(procs: dict[str, tuple]) -> dict[str, tuple]:
     return out
 
 
+def _foreign_run(work: Path, name: str) -> Path:
+    """A copy of the trained run holding the checkpoints of the other one (latent size 9, config says 8)."""
+    run_copy = work / name
+    shutil.copytree(work / "run", run_copy)
+    shutil.rmtree(run_copy / "checkpoints")
+    shutil.copytree(work / "other" / "checkpoints", run_copy / "checkpoints")
+    return run_copy
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory, tiny_mnist):
     """A trained two-step run (and one of another latent size), with a warm numba cache for the children."""
@@ -72,10 +81,15 @@ def test_full_disk_and_unwritable_outputs_leave_earlier_outputs_intact(work):
     # (or saved) on the full disk.
     procs = {f"full {k}": (start(v, work, env, preexec=full),) for k, v in jobs.items()}
     procs |= {f"unwritable {k}": (start(v, work, env),) for k, v in unwritable.items()}
-    for name, (rc, stderr) in _finish(procs).items():
+    results = _finish(procs)
+    for name, (rc, stderr) in results.items():
         lines = our_lines(stderr)  # for training, also none of Orbax's writer-thread tracebacks
         assert len(lines) == 1, (name, stderr[-3000:])
         assert rc == 1 and lines[-1].startswith("error: ") and "internal error" not in lines[-1], (name, stderr[-3000:])
+    # The first save that failed is named: the best checkpoint of step 3's validation (it was the next
+    # save's, once the write had finished in the background), and no half-written folder stays.
+    assert f"{run_copy / 'checkpoints' / 'best' / '3'}: cannot write checkpoint" in results["full train"][1]
+    assert not [p for p in (run_copy / "checkpoints").rglob("*") if "tmp" in p.name]
     for name in ("old.h5", "old.npz", "samples.h5"):
         assert (work / name).read_bytes() == b"previous output " + name.encode()
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]  # no temporary files left behind
@@ -86,10 +100,7 @@ def test_full_disk_and_unwritable_outputs_leave_earlier_outputs_intact(work):
 @pytest.mark.slow
 def test_resume_with_a_foreign_checkpoint_is_refused_naming_the_difference(work):
     work, env = work
-    run_copy = work / "foreign"
-    shutil.copytree(work / "run", run_copy)
-    shutil.rmtree(run_copy / "checkpoints")
-    shutil.copytree(work / "other" / "checkpoints", run_copy / "checkpoints")  # latent size 9, config says 8
+    run_copy = _foreign_run(work, "foreign")
     proc = start(["train", "--resume", "--run-dir", run_copy, "--steps", "4", "-q"], work, env)
     rc, stderr = _finish({"resume": (proc,)})["resume"]
     lines = our_lines(stderr)
@@ -121,3 +132,21 @@ def test_resume_past_a_corrupt_checkpoint_says_so_in_one_line(work):
     assert rc == 0 and len(lines) == 1, stderr
     assert lines[0].startswith("warning: ") and "unreadable checkpoint" in lines[0] and "using step 2" in lines[0]
     assert checkpoint_steps(run_copy) == [4, 6]
+
+
+@pytest.mark.slow
+def test_sample_eval_export_of_a_foreign_checkpoint_name_the_difference(work):
+    work, env = work
+    run_copy = _foreign_run(work, "foreign_use")
+    jobs = {
+        "sample": ["sample", run_copy, "-n", "2", "-o", work / "foreign_samples", "-q"],
+        "eval": ["eval", run_copy, "-q"],
+        "export": ["export", run_copy, "--what", "model", "--format", "npz", "-o", work / "foreign.npz", "-q"],
+    }
+    results = _finish({name: (start(args, work, env),) for name, args in jobs.items()})
+    for name, (rc, stderr) in results.items():
+        lines = our_lines(stderr)
+        assert rc == 1 and len(lines) == 1, (name, stderr[-3000:])
+        assert "checkpoint is not of the model config.yaml describes" in lines[0], (name, lines[0])
+        assert "internal error" not in lines[0] and re.search(r"shape \([^)]*9[^)]*\) saved", lines[0]), lines[0]
+    assert not (work / "foreign_samples").exists() and not (work / "foreign.npz").exists()
