@@ -53,20 +53,31 @@ def register(app: typer.Typer) -> None:
         samples: Optional[Path] = typer.Option(None, "--samples", help="Generated sets: dataset .h5, .npy/.npz [M, N, D] or folder of point files."),
         refs: Optional[Path] = typer.Option(None, "--refs", help="Reference sets, same forms as --samples."),
         metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated subset of: " + ", ".join(METRIC_NAMES)),
-        split: Optional[str] = typer.Option(None, "--split", help="Split of HDF5 inputs (train, val, test)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Split to score (train, val, test): with RUN, of its dataset (default test); else of each HDF5 input among --samples/--refs (others are read whole)."),
+        samples_split: Optional[str] = typer.Option(None, "--samples-split", help="Split of an HDF5 --samples (overrides --split)."),
+        refs_split: Optional[str] = typer.Option(None, "--refs-split", help="Split of an HDF5 --refs (overrides --split)."),
         max_sets: Optional[int] = typer.Option(None, "--max-sets", min=1, help="Subsample each collection to this many sets (seeded)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the subsampling."),
         emd_solver: str = typer.Option("auto", "--emd-solver", help="EMD assignment solver: auto (= auction-numba when numba is installed, error bound reported), auction-numba, scipy (exact), optax (exact), auction."),
         fmt: OutputFormat = FormatOption,
         quiet: bool = QuietOption,
     ) -> None:
+        from pointset_cli.data.schema import SPLITS
+
         chosen = _parse_metrics(metrics)
+        for flag, value in (("--split", split), ("--samples-split", samples_split), ("--refs-split", refs_split)):
+            if value is not None and value not in SPLITS:
+                raise UsageError(f"{flag}: unknown split {value!r}; choose one of {', '.join(SPLITS)}")
         if run is not None:
             return _eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet,
                             chosen)
         if samples is None or refs is None:
             raise UsageError("give both --samples PATH and --refs PATH")
-        result = _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet)
+        from pointset_cli.data.collections import is_dataset
+
+        splits = tuple(own or (split if is_dataset(path) else None)
+                       for own, path in ((samples_split, samples), (refs_split, refs)))
+        result = _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, quiet)
         if fmt == OutputFormat.json:
             print_json(result)
         else:
@@ -81,7 +92,7 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet) -> dict:
+def _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, quiet) -> dict:
     from pointset_cli import metrics as metrics_lib
     from pointset_cli.data.collections import read_sets
     from pointset_cli.errors import InputError
@@ -89,8 +100,8 @@ def _score(samples, refs, chosen, split, max_sets, seed, emd_solver, quiet) -> d
 
     if emd_solver not in SOLVERS:
         raise UsageError(f"unknown --emd-solver {emd_solver!r}; valid: {', '.join(SOLVERS)}")
-    s_points, s_mask = read_sets(samples, split)
-    r_points, r_mask = read_sets(refs, split)
+    s_points, s_mask = read_sets(samples, splits[0])
+    r_points, r_mask = read_sets(refs, splits[1])
     if s_points.shape[-1] != r_points.shape[-1]:
         raise InputError(f"samples are {s_points.shape[-1]}D but references are {r_points.shape[-1]}D", samples)
     sizes = set(s_mask.sum(1).tolist()) | set(r_mask.sum(1).tolist())

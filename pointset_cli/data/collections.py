@@ -15,13 +15,18 @@ from pointset_cli.errors import InputError, UsageError
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
+def is_dataset(path: Path) -> bool:
+    """Whether `path` names an HDF5 dataset (the one kind of collection with splits)."""
+    return Path(path).suffix.lower() in HDF5_SUFFIXES
+
+
 def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Points [M, N, D] and mask [M, N] of every set at `path` (only `split` for an HDF5 dataset)."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or folder", path)
-    if split is not None and path.suffix.lower() not in HDF5_SUFFIXES:
-        raise UsageError("--split applies only to HDF5 datasets", path)
+    if split is not None and not is_dataset(path):
+        raise UsageError("a split applies only to HDF5 datasets", path)
     if path.is_dir():
         points, mask = _read_folder(path)
     elif path.suffix.lower() in HDF5_SUFFIXES:
@@ -38,10 +43,14 @@ def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndar
 
 
 def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
-    from pointset_cli.data.schema import SetDataset
+    from pointset_cli.data.schema import SPLITS, SetDataset
 
     with SetDataset(path) as data:
-        points, mask, _ = data.read(data.indices(split))
+        idx = data.indices(split)
+        if split is not None and not len(idx):
+            held = ", ".join(f"{name} ({len(data.indices(name))})" for name in SPLITS if len(data.indices(name)))
+            raise InputError(f"split '{split}' holds no sets; sets are in: {held or 'no split'}", path)
+        points, mask, _ = data.read(idx)
     return points, mask
 
 

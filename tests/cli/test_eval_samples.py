@@ -76,3 +76,36 @@ def test_headers_that_promise_more_than_the_file_holds_are_refused_before_alloca
         result = cli(command)
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and "claims 50,000,000 sets but stores 0 chunks" in lines[0]
+
+
+def test_split_applies_to_the_hdf5_inputs_only_and_an_empty_split_says_where_sets_are(cli, tmp_path, tiny_mnist):
+    """README's recipe `eval --samples samples.npy --refs DATA.h5 --split test` (it exited 2), and
+    samples written by `sample --format h5` (all in split train) scored against a test split."""
+    from pointset_cli.data.schema import SetDataset, write_dataset
+
+    with SetDataset(tiny_mnist) as ds:
+        test_points, test_mask, _ = ds.read(ds.indices("test"))
+        train_points, train_mask, _ = ds.read(ds.indices("train"))
+    np.save(tmp_path / "samples.npy", train_points[:8])
+    attrs = {"normalization": "none", "sampler": "mnist", "seed": 0, "n_points": 0, "max_points": 2048,
+             "provenance": {"argv": ["test"]}}
+    write_dataset(tmp_path / "samples.h5", [p[m] for p, m in zip(train_points[:8], train_mask[:8])],
+                  np.zeros(8, np.int32), [f"s{i}" for i in range(8)], np.zeros(8, np.int8), ["0"],
+                  np.zeros((8, 2)), np.ones(8), attrs)
+    score = ["--refs", tiny_mnist, "--split", "test", "--metrics", "mmd_cd", "--format", "json", "-q"]
+    # An array has no mask: its zero rows are points too.
+    for samples, sample_mask in ((["--samples", tmp_path / "samples.npy"], None),
+                                 (["--samples", tmp_path / "samples.h5", "--samples-split", "train"], train_mask[:8])):
+        result = cli(["eval", *samples, *score])
+        assert result.exit_code == 0, result.stderr
+        got = json.loads(result.stdout)
+        want = metrics.generation_metrics(train_points[:8], test_points, sample_mask=sample_mask, ref_mask=test_mask,
+                                          metrics=("mmd_cd",))["mmd_cd"]
+        assert (got["n_samples"], got["n_refs"]) == (8, 10) and abs(got["mmd_cd"] - want) < 1e-6
+    result = cli(["eval", "--samples", tmp_path / "samples.h5", *score])
+    assert result.exit_code == 1 and "split 'test' holds no sets; sets are in: train (8)" in result.stderr
+    for flag, args in (("--split", ["--split", "tset"]), ("--samples-split", ["--samples-split", "test"])):
+        result = cli(["eval", "--samples", tmp_path / "samples.npy", "--refs", tiny_mnist, *args, "-q"])
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "unknown split 'tset'" in cli(["eval", "--samples", tmp_path / "samples.npy", "--refs", tiny_mnist,
+                                          "--split", "tset"]).stderr
