@@ -7,6 +7,7 @@ library inside their function bodies.
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -42,5 +43,15 @@ for _module in (prepare, info, train, sample, evaluate, export, models):
     _module.register(app)
 
 
+def _debug_first(args: list[str]) -> list[str]:
+    """`pointset train ... --debug` as `pointset --debug train ...`: the flag belongs to the root
+    command, but users put it last. Arguments after `--` are left alone."""
+    end = args.index("--") if "--" in args else len(args)
+    head = args[:end]
+    if "--debug" not in head:
+        return args
+    return ["--debug", *[a for a in head if a != "--debug"], *args[end:]]
+
+
 def main() -> None:
-    app(prog_name="pointset")
+    app(args=_debug_first(sys.argv[1:]), prog_name="pointset")

@@ -116,8 +116,8 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Source], list[dict[str, str]
     """Expand files, folders (recursively, sorted) and globs into sources; duplicates are dropped.
 
     Returns the sources and the entries passed over in folders because they are not regular files
-    ({"path", "reason"}). Raises UsageError when nothing is found, an input does not exist, or a file
-    named directly is not a regular file.
+    ({"path", "reason"}). Raises InputError when an input does not exist or nothing is found in
+    them, UsageError when none is given or a file named directly is not a regular file.
     """
     from pointset_cli.io import is_supported
     from pointset_cli.io.mnist import is_mnist_file
@@ -147,8 +147,10 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Source], list[dict[str, str]
                 name = path.relative_to(root).as_posix() if root is not None else path.name
                 label, split = (None, None) if mnist else _layout(key)
                 found[key] = Source(path, name, label, split, mnist)
-    if not found:
-        raise UsageError(f"no input files found in {' '.join(inputs) or '(nothing given)'}")
+    if not inputs:
+        raise UsageError("no inputs given")
+    if not found:  # they exist (checked above) but hold nothing to read: an input problem, like a missing one
+        raise InputError(f"no input files found in {' '.join(inputs)}")
     sources = list(found.values())
     if len({s.mnist for s in sources}) > 1:
         raise UsageError("cannot mix MNIST files with other shapes in one dataset")
@@ -164,9 +166,9 @@ def _expand(arg: str) -> list[tuple[Path, Path | None]]:
     elif GLOB_CHARS.search(arg):
         matches = [Path(p) for p in sorted(glob.glob(arg, recursive=True))]
         if not matches:
-            raise UsageError("no file matches this pattern", arg)
+            raise InputError("no file matches this pattern", arg)
     else:
-        raise UsageError("no such file or folder", arg)
+        raise InputError("no such file or folder", arg)
     out: list[tuple[Path, Path | None]] = []
     for match in matches:
         if not match.is_dir():

@@ -305,7 +305,7 @@ def train(
     primary = jax.process_index() == 0
     resuming = folder.check_new_or_resume(paths, resume, overwrite, cfg.data.path) if primary else resume
     if not cfg.data.path:
-        raise PointsetError("no dataset: give DATA.h5 (or data.path in the config)")
+        raise UsageError("no dataset: give DATA.h5 (or data.path in the config)")
     with folder.run_lock(paths, reporter.message) if primary else contextlib.nullcontext():
         replacing = primary and overwrite and folder.has_records(paths)
         with SetDataset(Path(cfg.data.path)) as ds:

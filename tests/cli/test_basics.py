@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -29,3 +30,15 @@ def test_module_entry_point_help():
 
 def test_unknown_command_is_usage_error(cli):
     assert cli(["frobnicate"]).exit_code == 2
+
+
+def test_debug_works_after_the_subcommand_too(tmp_path):
+    """`pointset info X --debug` was "No such option"; now it shows the traceback, as `--debug info X` does."""
+    missing = tmp_path / "nope.h5"
+    for args in (["--debug", "info", missing], ["info", missing, "--debug"]):
+        out = subprocess.run([sys.executable, "-m", "pointset_cli", *map(str, args)], capture_output=True, text=True,
+                             env={**os.environ, "POINTSET_DEBUG": "0"})
+        assert out.returncode == 1 and "Traceback" in out.stderr and "no such file" in out.stderr, out.stderr
+    out = subprocess.run([sys.executable, "-m", "pointset_cli", "info", missing], capture_output=True, text=True,
+                         env={**os.environ, "POINTSET_DEBUG": "0"})
+    assert "Traceback" not in out.stderr and out.stderr.strip().endswith("no such file")

@@ -133,10 +133,21 @@ def test_bad_options_exit_2(cli, tmp_path, args):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_empty_input_is_a_usage_error(cli, tmp_path):
+def test_missing_or_empty_input_exits_1_as_in_every_command(cli, tmp_path, tiny_mnist):
+    """One rule: an input that is missing or holds nothing is bad input (1); a command line that
+    cannot work is a usage error (2)."""
     (tmp_path / "empty").mkdir()
     result = cli(["prepare", tmp_path / "empty", "-o", tmp_path / "x.h5"])
-    assert result.exit_code == 2 and "no input files" in one_line_error(result)
+    assert result.exit_code == 1 and "no input files" in one_line_error(result)
+    missing = tmp_path / "nope"
+    for args in (["prepare", missing, "-o", tmp_path / "x.h5"], ["prepare", f"{missing}/*.ply", "-o", tmp_path / "x.h5"],
+                 ["info", missing], ["sample", missing, "-n", "2"], ["eval", missing],
+                 ["export", missing, "-o", tmp_path / "e.npz"], ["train", missing, "--run-dir", tmp_path / "r"],
+                 ["eval", "--samples", missing, "--refs", tiny_mnist]):
+        result = cli(args)
+        assert result.exit_code == 1 and str(missing) in one_line_error(result), (args, result.stderr)
+    result = cli(["train", "--run-dir", tmp_path / "r"])
+    assert result.exit_code == 2 and "no dataset" in one_line_error(result)
 
 
 @pytest.fixture()
