@@ -67,6 +67,8 @@ BREAKERS = {
     "label out of range": (_set("labels", 3), "labels must lie"),
     "non-zero padding": (_pad, "non-zero padding"),
     "zero scale": (_set("scale", 0.0), "scale > 0"),
+    "empty class list": (lambda f: f.attrs.__setitem__("classes", np.array([], dtype=h5py.string_dtype())),
+                         "labels must lie in [0, 0)"),
 }
 
 
