@@ -1,4 +1,4 @@
-"""PNG pictures: grids of sets and loss curves (matplotlib, headless Agg backend).
+"""Pictures (PNG, PDF or SVG by the path's suffix): grids of sets and loss curves (matplotlib, Agg).
 
 2D sets are scatter plots; 3D sets are scatter plots from one fixed view, shaded by depth so the
 shape reads without interaction. Every figure is written atomically.
@@ -13,9 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from pointset_cli.errors import UsageError
 from pointset_cli.fsutil import atomic_path
 
 _AXES = "xyz"
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def picture_format(path: Path) -> str:
+    """The format a picture path asks for by its suffix; anything else is a usage error."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"a picture is written as {', '.join(FORMATS)}: name the file with one of them", path)
+    return fmt
 
 
 def _figure(rows: int, cols: int, size: float, three_d: bool) -> tuple[Any, list[Any]]:
@@ -35,7 +45,7 @@ def _save(fig: Any, path: Path, force: bool) -> None:
 
     try:
         with atomic_path(Path(path), force) as tmp:
-            fig.savefig(tmp, format="png")
+            fig.savefig(tmp, format=picture_format(path))
     finally:
         plt.close(fig)
 
@@ -48,7 +58,7 @@ def render_sets(
     up_axis: int = 2,
     force: bool = False,
 ) -> Path:
-    """A PNG grid of sets, points [B, N, D] (D 2 or 3) with mask [B, N]; one panel per set.
+    """A grid of sets, points [B, N, D] (D 2 or 3) with mask [B, N]; one panel per set.
 
     All panels share one scale (the largest extent among the sets) so sizes compare.
     """

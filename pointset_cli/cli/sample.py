@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="Folder for one file per set (or the .h5 file)."),
         fmt: str = typer.Option("ply", "--format", help="ply, npy, xyz, obj, npz or h5 (one dataset file)."),
         ascii_ply: bool = typer.Option(False, "--ascii", help="ASCII instead of binary PLY."),
-        render: Path = typer.Option(None, "--render", help="Write a PNG grid of the sets here."),
+        render: Path = typer.Option(None, "--render", help="Write a grid of the sets here: .png, .pdf or .svg."),
         denormalize: bool = typer.Option(False, "--denormalize", help="Back to the source units."),
         label: str = typer.Option(None, "--label", help="Class name or index (conditional runs)."),
         size: int = typer.Option(None, "--size", help="Points per set (else the model's cardinality decides)."),
@@ -34,10 +34,13 @@ def register(app: typer.Typer) -> None:
 
         if out is None and render is None:
             out = run / "samples"
-        if render is not None and render.exists() and not force:
+        if render is not None:
             from pointset_cli.errors import OutputExistsError
+            from pointset_cli.render import picture_format
 
-            raise OutputExistsError(render)
+            picture_format(render)  # before any work: x.pdf got PNG bytes
+            if render.exists() and not force:
+                raise OutputExistsError(render)
         trained = load_run(run)
         if reconstruct is not None:
             sets = generate.reconstructed(trained, reconstruct, split, n, seed, denormalize)

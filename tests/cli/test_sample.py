@@ -102,3 +102,12 @@ def test_reconstruction_is_scored_at_each_sets_own_size(shipped_run, tiny_mnist)
     assert scores["cd"] == pytest.approx(brute_cd(rec["points"], rec["mask"], rec["recon_points"], rec["recon_mask"]), rel=1e-4)
     assert scores["cd_own_size"] == pytest.approx(
         brute_cd(rec["points"], rec["mask"], rec["own_points"], rec["own_mask"]), rel=1e-4)
+
+
+def test_render_honours_pdf_and_refuses_other_suffixes_before_work(cli, shipped_run, tmp_path):
+    result = cli(["sample", shipped_run, "-n", "2", "--render", tmp_path / "s.pdf", "-o", tmp_path / "s", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "s.pdf").read_bytes().startswith(b"%PDF")
+    result = cli(["sample", shipped_run, "-n", "2", "--render", tmp_path / "s.gif", "-o", tmp_path / "t", "-q"])
+    assert result.exit_code == 2 and "s.gif" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.gif").exists() and not (tmp_path / "t").exists()
