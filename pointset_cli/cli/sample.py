@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         run: Path = typer.Argument(..., help="Run folder (from `pointset train`, or checkpoints/<name>)."),
         n: int = typer.Option(16, "-n", "--num", help="How many sets to generate."),
         seed: int = typer.Option(0, "--seed"),
-        out: Path = typer.Option(None, "--out", "-o", help="Folder for one file per set (or the .h5 file)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Folder for one file per set, or one .h5, .npz or .npy file holding them all."),
         fmt: str = typer.Option("ply", "--format", help="ply, npy, xyz, obj, npz or h5 (one dataset file)."),
         ascii_ply: bool = typer.Option(False, "--ascii", help="ASCII instead of binary PLY."),
         render: Path = typer.Option(None, "--render", help="Write a grid of the sets here: .png, .pdf or .svg."),

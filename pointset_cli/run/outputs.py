@@ -1,5 +1,6 @@
 """Sets as files: one file per set (PLY binary or ascii, OBJ point list, XYZ, NPY, NPZ), named after
-where the set came from, or one HDF5 file in the dataset schema.
+where the set came from; or all sets in one file: an HDF5 dataset, an NPZ (points [M, S, D], mask
+[M, S], sizes [M], names [M]) or an NPY [M, n, D] of equal-sized sets, the forms `eval --samples` reads.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from pointset_cli.errors import UsageError
-from pointset_cli.fsutil import check_writable, make_folder
+from pointset_cli.fsutil import atomic_path, check_writable, make_folder
 from pointset_cli.run.generate import SetCollection
 
 SET_FORMATS = ("ply", "obj", "xyz", "npy", "npz", "h5")
 
 
 def write_sets(sets: SetCollection, out: Path, fmt: str, binary: bool = True, force: bool = False) -> list[Path]:
-    """One file per set in folder `out` (or one dataset file for fmt "h5"); returns the paths.
+    """One file per set in folder `out`, or one file holding them all when `out` ends in .h5 (or fmt
+is "h5"), .npz or .npy; returns the paths.
 
     Every target is checked before anything is written, so a refusal leaves nothing half-done.
     """
@@ -29,6 +31,10 @@ def write_sets(sets: SetCollection, out: Path, fmt: str, binary: bool = True, fo
         make_folder(path.parent)
         _write_h5(sets, path, force)
         return [path]
+    if fmt in ("npy", "npz") and out.suffix.lower() == f".{fmt}":
+        make_folder(out.parent)
+        _write_array(sets, out, fmt, force)
+        return [out]
     make_folder(out)
     paths = [out / f"{name}.{fmt}" for name in sets.names]
     for p in paths:
@@ -36,6 +42,21 @@ def write_sets(sets: SetCollection, out: Path, fmt: str, binary: bool = True, fo
     for p, pts, m in zip(paths, sets.points, sets.mask, strict=True):
         write_points(p, pts[m].astype(np.float32), fmt, binary=binary, force=force)
     return paths
+
+
+def _write_array(sets: SetCollection, path: Path, fmt: str, force: bool) -> None:
+    """All sets in one .npz (padded, with mask, sizes and names) or one .npy (equal sizes only)."""
+    sizes = sets.mask.sum(axis=1)
+    if fmt == "npy" and len(set(sizes.tolist())) > 1:
+        raise UsageError(f"sets of {sizes.min()}..{sizes.max()} points do not fit one .npy array [M, n, D] "
+                         "(padding would read as points): use a .npz path, which keeps a mask", path)
+    check_writable(path, force)
+    points = sets.points.astype(np.float32)
+    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
+        if fmt == "npz":
+            np.savez(f, points=points, mask=sets.mask, sizes=sizes.astype(np.int32), names=np.array(sets.names))
+        else:
+            np.save(f, np.stack([p[m] for p, m in zip(points, sets.mask, strict=True)]))
 
 
 def _write_h5(sets: SetCollection, path: Path, force: bool) -> None:

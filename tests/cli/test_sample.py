@@ -111,3 +111,32 @@ def test_render_honours_pdf_and_refuses_other_suffixes_before_work(cli, shipped_
     result = cli(["sample", shipped_run, "-n", "2", "--render", tmp_path / "s.gif", "-o", tmp_path / "t", "-q"])
     assert result.exit_code == 2 and "s.gif" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s.gif").exists() and not (tmp_path / "t").exists()
+
+
+def test_npz_or_npy_path_is_one_file_that_eval_reads(cli, shipped_run, tiny_mnist, tmp_path):
+    """`--format npz --out recon.npz` made a folder named recon.npz; now one file of all sets."""
+    import json
+
+    import numpy as np
+
+    out = tmp_path / "recon.npz"
+    result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "6", "--format", "npz",
+                  "-o", out, "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert out.is_file()
+    with np.load(out) as data:  # no pickle needed
+        points, mask, sizes, names = data["points"], data["mask"], data["sizes"], data["names"]
+    assert points.shape[0] == 6 and mask.shape == points.shape[:2] and (mask.sum(1) == sizes).all()
+    assert len(set(sizes.tolist())) > 1 and len(set(names.tolist())) == 6  # digits of different sizes, named
+    scored = cli(["eval", "--samples", out, "--refs", tiny_mnist, "--split", "test", "--metrics", "mmd_cd",
+                  "--format", "json", "-q"])
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["n_samples"] == 6, scored.stderr
+    # One .npy has no mask: sets of different sizes are refused, equal ones written as [M, n, D].
+    result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "6", "--format", "npy",
+                  "-o", tmp_path / "recon.npy", "-q"])
+    assert result.exit_code == 2 and "use a .npz path" in result.stderr and not (tmp_path / "recon.npy").exists()
+    result = cli(["sample", shipped_run, "-n", "3", "--size", "40", "--format", "npy", "-o", tmp_path / "s.npy", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert np.load(tmp_path / "s.npy").shape == (3, 40, 2)
+    result = cli(["export", shipped_run, "--what", "samples", "--format", "npz", "-o", tmp_path / "e.npz", "-q"])
+    assert result.exit_code == 0 and (tmp_path / "e.npz").is_file(), result.stderr
