@@ -35,6 +35,8 @@ class RichReporter:
         self.done0 = 0
 
     def start(self, total: int, done: int) -> None:
+        if done and not self.quiet:
+            self.message(f"resuming from step {done} of {total}")
         self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=done, status="")
         self.t0, self.done0 = time.perf_counter(), done
@@ -102,7 +104,7 @@ def register(app: typer.Typer) -> None:
         jitter: float = typer.Option(None, "--jitter", help="Gaussian jitter std (normalised units)."),
         subsample: int = typer.Option(None, "--subsample", help="Keep at most K random points per set."),
         name: str = typer.Option(None, "--name", help="Run name (folder runs/NAME)."),
-        run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default runs/<name>)."),
+        run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: the folder of a run's own --config, else runs/<name>)."),
         config_file: Path = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml)."),
         sets: list[str] = typer.Option([], "--set", help="Override a config key: --set optim.lr=3e-4 (repeatable)."),
         print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
@@ -125,7 +127,10 @@ def register(app: typer.Typer) -> None:
                        batch_size=batch_size, steps=steps, epochs=epochs, eval_every=eval_every, lr=lr,
                        seed=seed, rotate_up=rotate_up, jitter=jitter, subsample=subsample, name=name)
         cfg = config.resolve(config_file, sets, flags)
-        root = run_dir or Path("runs") / cfg.run_name
+        from pointset_cli.run.folder import run_of_config
+
+        # `--config runs/X/config.yaml` names its run: a resume continues it, anything else is refused there.
+        root = run_dir or run_of_config(config_file) or Path("runs") / cfg.run_name
         saved = root / "config.yaml"
         if resume and saved.is_file():
             cfg = config.resolve(config_file, sets, flags, base_file=saved)

@@ -139,6 +139,15 @@ OWN_ENTRIES = frozenset({"config.yaml", "env.json", "data.json", "metrics.jsonl"
                          "reconstructions", "params.npz", "stablehlo"})
 
 
+def run_of_config(config_file: str | Path | None) -> Path | None:
+    """The run folder a config file belongs to (the config.yaml of a run pointset wrote), else None."""
+    if config_file is None:
+        return None
+    paths = RunPaths(Path(config_file).parent)
+    is_run = paths.marker.is_file() or (paths.data_info.is_file() and paths.checkpoints.is_dir())
+    return paths.root if Path(config_file).name == paths.config.name and is_run else None
+
+
 def has_records(paths: RunPaths) -> bool:
     """Whether the folder holds anything besides a lock."""
     return paths.root.is_dir() and any(p.name != ".lock" for p in paths.root.iterdir())

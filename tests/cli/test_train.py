@@ -60,6 +60,13 @@ def test_train_refuse_existing_resume_and_config_mismatch(cli, tiny_mnist, tmp_p
     resumed = cli(["train", "--resume", "--run-dir", run, "--steps", "3", "--format", "json", "-q"])
     assert resumed.exit_code == 0, resumed.stderr
     assert json.loads(resumed.stdout)["resumed_from"] == 2 and json.loads(resumed.stdout)["steps"] == 3
+    # README's recipe: a run's own config.yaml names the run (it started a new one in runs/<model>).
+    with_config = cli(["train", "--config", run / "config.yaml", "--resume", "--steps", "4", "--format", "json"],
+                      catch_exceptions=False)
+    assert with_config.exit_code == 0, with_config.stderr
+    summary = json.loads(with_config.stdout)
+    assert summary["run_dir"] == str(run) and summary["resumed_from"] == 3 and summary["steps"] == 4
+    assert "resuming from step 3 of 4" in with_config.stderr
 
 
 def test_second_trainer_on_a_locked_run_is_refused(cli, tiny_mnist, tmp_path):
