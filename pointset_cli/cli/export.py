@@ -52,5 +52,6 @@ def register(app: typer.Typer) -> None:
                 sets = generate.reconstructed(trained, data, split, n, seed, denormalize)
             paths = outputs.write_sets(sets, out or run / what, fmt or "ply", binary=not ascii_ply, force=force)
         for path in paths:
-            typer.echo(str(path))
+            if str(path) != "-":  # stdout holds the sets themselves
+                typer.echo(str(path))
         hint(f"exported {what} of step {trained.step} to {paths[0].parent if len(paths) > 1 else paths[0]}", quiet)

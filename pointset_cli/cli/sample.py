@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
             titles = [f"{_short(name.split('_', 1)[-1])} ({int(m.sum())})" for name, m in zip(sets.names, sets.mask, strict=True)]
             written.append(render_sets(sets.points, sets.mask, render, titles, trained.config.data.up_axis, force))
         for path in written:
-            typer.echo(str(path))
+            if str(path) != "-":  # stdout holds the sets themselves
+                typer.echo(str(path))
         hint(f"{len(sets.names)} sets from step {trained.step} of {run}", quiet)
 
 

@@ -20,6 +20,7 @@ from pointset_cli.cli._common import (
     print_json,
 )
 from pointset_cli.config import ModelConfig
+from pointset_cli.errors import UsageError
 from pointset_cli.models.builtins import listed
 from pointset_cli.models.registry import MODEL_KINDS
 
@@ -123,6 +124,8 @@ def register(app: typer.Typer) -> None:
         """Train a set model (autoencoder or conditional generator) into a run folder."""
         from pointset_cli import config
 
+        if data is not None and str(data) == "-":
+            raise UsageError("train reads a dataset file (HDF5 needs a path), not stdin (-)")
         flags = _flags(data=data, model=model, task=task, loss=loss, encoder=encoder, latent_dim=latent_dim,
                        batch_size=batch_size, steps=steps, epochs=epochs, eval_every=eval_every, lr=lr,
                        seed=seed, rotate_up=rotate_up, jitter=jitter, subsample=subsample, name=name)

@@ -6,6 +6,7 @@ naming the file.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,14 @@ def is_dataset(path: Path) -> bool:
 def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Points [M, N, D] and mask [M, N] of every set at `path` (only `split` for an HDF5 dataset)."""
     path = Path(path)
-    if not path.exists():
+    stdin = str(path) == "-"  # a pipe: `pointset sample RUN --format npz -o - | pointset eval --samples - ...`
+    if not stdin and not path.exists():
         raise InputError("no such file or folder", path)
     if split is not None and not is_dataset(path):
         raise UsageError("a split applies only to HDF5 datasets", path)
-    if path.is_dir():
+    if stdin:
+        points, mask = _read_array(path, sys.stdin.buffer.read())
+    elif path.is_dir():
         points, mask = _read_folder(path)
     elif path.suffix.lower() in HDF5_SUFFIXES:
         points, mask = _read_hdf5(path, split)
@@ -54,15 +58,16 @@ def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
     return points, mask
 
 
-def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """An .npy [M, N, D] or an .npz holding one array (or `points`, with an optional `mask`); every
-    header is checked against the bytes present before anything is allocated."""
+def _read_array(path: Path, data: bytes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An .npy [M, N, D] or an .npz holding one array (or `points`, with an optional `mask`), from
+    `path` or from `data` (told apart by the zip signature); every header is checked against the
+    bytes present before anything is allocated."""
     from pointset_cli.io.arrays import npz_arrays, parse_npy
 
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     mask = None
     try:
-        if path.suffix.lower() == ".npz":
+        if data[:4] == b"PK\x03\x04" or path.suffix.lower() == ".npz":
             arrays = npz_arrays(data)
             key = "points" if "points" in arrays else next(iter(arrays)) if len(arrays) == 1 else None
             if key is None:

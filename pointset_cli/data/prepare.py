@@ -161,6 +161,8 @@ def _expand(arg: str) -> list[tuple[Path, Path | None]]:
     """(file, root) pairs for one input argument: root is the folder a walked file was found in
     (its name in the dataset is relative to it), None for a file named directly or by a glob."""
     path = Path(arg)
+    if arg == "-":
+        raise UsageError("prepare reads files, folders and globs, not stdin (-)")
     if path.exists():
         matches = [path]
     elif GLOB_CHARS.search(arg):

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from pointset_cli.data.normalize import KINDS, invert
-from pointset_cli.errors import InputError, PointsetError
+from pointset_cli.errors import InputError, PointsetError, UsageError
 from pointset_cli.fsutil import atomic_path
 
 SCHEMA_VERSION = 1
@@ -325,6 +325,8 @@ def _split_code(split: str) -> int:
 
 
 def _open(path: Path) -> h5py.File:
+    if str(path) == "-":
+        raise UsageError("an HDF5 dataset cannot be read from stdin (-); give its path", path)
     if not path.is_file():
         raise InputError("no such file", path)
     try:

@@ -6,6 +6,7 @@ where the set came from; or all sets in one file: an HDF5 dataset, an NPZ (point
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,8 @@ is "h5"), .npz or .npy; returns the paths.
 
     if fmt not in SET_FORMATS:
         raise UsageError(f"unknown format {fmt!r} (use {', '.join(SET_FORMATS)})")
+    if str(out) == "-":
+        return _write_stdout(sets, fmt, binary)
     if fmt == "h5":
         path = out if out.suffix in (".h5", ".hdf5") else out / "sets.h5"
         make_folder(path.parent)
@@ -44,19 +47,40 @@ is "h5"), .npz or .npy; returns the paths.
     return paths
 
 
+def _write_stdout(sets: SetCollection, fmt: str, binary: bool) -> list[Path]:
+    """`--out -`: all sets as one npz/npy stream, or a single set in any point format."""
+    import sys
+
+    from pointset_cli.io import write_points
+
+    if fmt in ("npz", "npy"):
+        _save_array(sets, sys.stdout.buffer, fmt, Path("-"))
+        sys.stdout.buffer.flush()
+    elif len(sets.names) == 1 and fmt != "h5":
+        write_points(Path("-"), sets.points[0][sets.mask[0]].astype(np.float32), fmt, binary=binary)
+    else:
+        raise UsageError(f"--out - (stdout) takes all sets as npz or npy, or one set (-n 1) as {fmt}; "
+                         f"{'an HDF5 file needs a path' if fmt == 'h5' else f'{len(sets.names)} sets asked'}")
+    return [Path("-")]
+
+
 def _write_array(sets: SetCollection, path: Path, fmt: str, force: bool) -> None:
     """All sets in one .npz (padded, with mask, sizes and names) or one .npy (equal sizes only)."""
+    check_writable(path, force)
+    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
+        _save_array(sets, f, fmt, path)
+
+
+def _save_array(sets: SetCollection, f: Any, fmt: str, path: Path) -> None:
     sizes = sets.mask.sum(axis=1)
     if fmt == "npy" and len(set(sizes.tolist())) > 1:
         raise UsageError(f"sets of {sizes.min()}..{sizes.max()} points do not fit one .npy array [M, n, D] "
-                         "(padding would read as points): use a .npz path, which keeps a mask", path)
-    check_writable(path, force)
+                         "(padding would read as points): use npz, which keeps a mask", path)
     points = sets.points.astype(np.float32)
-    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
-        if fmt == "npz":
-            np.savez(f, points=points, mask=sets.mask, sizes=sizes.astype(np.int32), names=np.array(sets.names))
-        else:
-            np.save(f, np.stack([p[m] for p, m in zip(points, sets.mask, strict=True)]))
+    if fmt == "npz":
+        np.savez(f, points=points, mask=sets.mask, sizes=sizes.astype(np.int32), names=np.array(sets.names))
+    else:
+        np.save(f, np.stack([p[m] for p, m in zip(points, sets.mask, strict=True)]))
 
 
 def _write_h5(sets: SetCollection, path: Path, force: bool) -> None:

@@ -134,9 +134,36 @@ def test_npz_or_npy_path_is_one_file_that_eval_reads(cli, shipped_run, tiny_mnis
     # One .npy has no mask: sets of different sizes are refused, equal ones written as [M, n, D].
     result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "6", "--format", "npy",
                   "-o", tmp_path / "recon.npy", "-q"])
-    assert result.exit_code == 2 and "use a .npz path" in result.stderr and not (tmp_path / "recon.npy").exists()
+    assert result.exit_code == 2 and "use npz, which keeps a mask" in result.stderr and not (tmp_path / "recon.npy").exists()
     result = cli(["sample", shipped_run, "-n", "3", "--size", "40", "--format", "npy", "-o", tmp_path / "s.npy", "-q"])
     assert result.exit_code == 0, result.stderr
     assert np.load(tmp_path / "s.npy").shape == (3, 40, 2)
     result = cli(["export", shipped_run, "--what", "samples", "--format", "npz", "-o", tmp_path / "e.npz", "-q"])
     assert result.exit_code == 0 and (tmp_path / "e.npz").is_file(), result.stderr
+
+
+def test_dash_is_stdout_for_one_stream_and_refused_where_a_file_is_needed(cli, shipped_run, tiny_mnist, tmp_path,
+                                                                           monkeypatch):
+    """`--out -` made a folder named `-`; `info -`/`prepare -` said "no such file"."""
+    import io
+    import json
+
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    piped = cli(["sample", shipped_run, "-n", "4", "--format", "npz", "-o", "-", "-q"])
+    assert piped.exit_code == 0, piped.stderr
+    with np.load(io.BytesIO(piped.stdout_bytes)) as data:
+        assert data["points"].shape[0] == 4 and (data["mask"].sum(1) == data["sizes"]).all()
+    scored = cli(["eval", "--samples", "-", "--refs", tiny_mnist, "--split", "test", "--metrics", "mmd_cd",
+                  "--format", "json", "-q"], input=piped.stdout_bytes)
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["n_samples"] == 4, scored.stderr
+    one = cli(["sample", shipped_run, "-n", "1", "--format", "xyz", "-o", "-", "-q"])
+    assert one.exit_code == 0 and len(one.stdout.splitlines()) > 10 and len(one.stdout.split("\n")[0].split()) == 2
+    for args, text in ((["sample", shipped_run, "-n", "3", "--format", "xyz", "-o", "-"], "one set (-n 1)"),
+                       (["info", "-"], "cannot be read from stdin"),
+                       (["prepare", "-", "-o", "x.h5"], "not stdin"),
+                       (["train", "-", "--steps", "1"], "not stdin")):
+        result = cli(args)
+        assert result.exit_code == 2 and text in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
+    assert not (tmp_path / "-").exists() and not (tmp_path / "runs").exists()
