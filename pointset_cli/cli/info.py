@@ -13,12 +13,18 @@ BAR_WIDTH = 30
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info", help="Validate a dataset made by `pointset prepare` and summarise it.")
+    @app.command("info", help="Validate a dataset made by `pointset prepare` and summarise it, or summarise a run folder.")
     @handle_errors
     def info(
-        path: Path = typer.Argument(..., help="An HDF5 dataset file.", show_default=False),
+        path: Path = typer.Argument(..., help="An HDF5 dataset file, or a run folder.", show_default=False),
         fmt: OutputFormat = FormatOption,
     ) -> None:
+        if path.is_dir():
+            from pointset_cli.run.summary import summarise
+
+            summary = summarise(path)
+            print_json(summary) if fmt == OutputFormat.json else _print_run(summary)
+            return
         from pointset_cli.data.schema import validate
 
         summary = validate(path)
@@ -28,12 +34,38 @@ def register(app: typer.Typer) -> None:
             _print_tables(summary)
 
 
+def _print_key_values(title: str, rows: dict[str, str]) -> None:
+    """A two-column table (bold keys) on stdout; values are shown literally, brackets included."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, escape(value))
+    out_console.print(table)
+
+
+def _print_run(s: dict[str, Any]) -> None:
+    best = s["best"]
+    rows = {
+        "model": f"{s['model']} (task {s['task']}, encoder {s['encoder'] or 'none'}, latent {s['latent_dim']}, "
+                 f"loss {s['loss']})",
+        "data": f"{s['dataset']} ({s['dim']}D, up to {s['n_max']} points, {s['classes']} classes)",
+        "steps": f"{s['steps_done']} of {s['steps_configured']}"
+                 + (f", last loss {s['last_loss']:.4g}" if s["last_loss"] is not None else ""),
+        "best": f"step {best['step']}, validation loss {best['val_loss']:.4g}" if best else "no validation yet",
+        "checkpoints": f"latest {s['checkpoints']['latest'] or 'none'}, best {s['checkpoints']['best'] or 'none'}",
+        "prior": "fitted" if s["prior"] else "none",
+        "evaluated": "eval.json" if s["evaluated"] else "not yet (pointset eval RUN)",
+    }
+    _print_key_values(f"{s['run']} (run)", rows)
+
+
 def _print_tables(s: dict[str, Any]) -> None:
     from rich.table import Table
 
-    overview = Table(title=f"{s['path']} (schema v{s['schema_version']})", show_header=False, title_justify="left")
-    overview.add_column(style="bold")
-    overview.add_column()
     sizes = s["sizes"]
     rows = {
         "sets": f"{s['n_sets']} ({', '.join(f'{n} {k}' for k, n in s['splits'].items())})",
@@ -45,9 +77,7 @@ def _print_tables(s: dict[str, Any]) -> None:
         "created": f"{s['provenance'].get('date', '?')} by pointset {s['provenance'].get('version', '?')}",
         "command": " ".join(s["provenance"].get("argv", [])),
     }
-    for key, value in rows.items():
-        overview.add_row(key, value)
-    out_console.print(overview)
+    _print_key_values(f"{s['path']} (schema v{s['schema_version']})", rows)
 
     classes = Table(title="classes", title_justify="left")
     for col in ("class", *s["class_counts"], "total"):

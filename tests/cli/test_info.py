@@ -109,3 +109,22 @@ def test_train_and_sample_refuse_what_info_refuses(cli, good, tmp_path, case):
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_info_summarises_a_run_folder(cli, shipped_run, tmp_path):
+    """`pointset info RUN` said "no such file"; now the run's model, progress, best step and checkpoints."""
+    result = cli(["info", shipped_run, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    rows = [json.loads(line) for line in (shipped_run / "metrics.jsonl").read_text().splitlines()]
+    best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert summary["model"] == "tspn" and summary["encoder"] == "set_transformer" and summary["dim"] == 2
+    assert summary["best"] == {"step": best["step"], "val_loss": best["val_loss"]}
+    assert summary["steps_done"] == max(r["step"] for r in rows if "loss" in r)
+    assert summary["checkpoints"]["best"] == sorted(int(p.name) for p in (shipped_run / "checkpoints" / "best").iterdir()
+                                                    if p.name.isdigit())
+    table = cli(["info", shipped_run])
+    assert table.exit_code == 0 and f"step {best['step']}, validation loss" in table.stdout
+    (tmp_path / "empty").mkdir()
+    result = cli(["info", tmp_path / "empty"])
+    assert result.exit_code == 1 and "not a run folder (no config.yaml)" in result.stderr

@@ -1,0 +1,44 @@
+"""What `pointset info RUN` says of a run folder: its model, data, progress, best step and
+checkpoints, read from the run's records alone (no JAX, no Orbax, no dataset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pointset_cli import config as config_mod
+from pointset_cli.run import folder
+
+
+def _steps(directory: Path) -> list[int]:
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+
+
+def summarise(path: str | Path) -> dict[str, Any]:
+    """A run folder -> a JSON-ready summary; not a run folder -> InputError (from folder.open_run)."""
+    paths = folder.open_run(path)
+    cfg = config_mod.load(paths.config)
+    info = folder.read_json(paths.data_info)
+    rows = folder.MetricsLog(paths.metrics).read()
+    train_rows = [r for r in rows if "loss" in r]
+    val_rows = [r for r in rows if "val_loss" in r]
+    best = min(val_rows, key=lambda r: r["val_loss"]) if val_rows else None
+    return {
+        "run": str(paths.root),
+        "model": cfg.model.name,
+        "encoder": cfg.model.encoder,
+        "task": cfg.model.task,
+        "latent_dim": cfg.model.latent_dim,
+        "loss": cfg.model.loss,
+        "dataset": str((paths.root / info["dataset"]).resolve()) if isinstance(info, dict) else None,
+        "dim": info.get("dim") if isinstance(info, dict) else None,
+        "n_max": info.get("n_max") if isinstance(info, dict) else None,
+        "classes": len(info.get("classes", [])) if isinstance(info, dict) else None,
+        "steps_configured": cfg.train.steps,
+        "steps_done": train_rows[-1]["step"] if train_rows else 0,
+        "last_loss": train_rows[-1]["loss"] if train_rows else None,
+        "best": {"step": best["step"], "val_loss": best["val_loss"]} if best else None,
+        "checkpoints": {"latest": _steps(paths.checkpoints / "latest"), "best": _steps(paths.checkpoints / "best")},
+        "prior": paths.prior.is_file(),
+        "evaluated": paths.eval_json.is_file(),
+    }
