@@ -46,6 +46,25 @@ class OutputFormat(str, enum.Enum):
 FormatOption = typer.Option(OutputFormat.table, "--format", help="table for people, json for scripts.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar or hints on stderr.")
 ForceOption = typer.Option(False, "--force", help="Overwrite an existing output.")
+JsonOption = typer.Option(False, "--json", help="Print a JSON summary (files written, sizes, checkpoint step) instead of the file list.")
+
+
+def check_json_output(as_json: bool, out: Any) -> None:
+    """--json and --out - would both write stdout: refused before any work."""
+    if as_json and str(out) == "-":
+        from pointset_cli.errors import UsageError
+
+        raise UsageError("--json and --out - both write to stdout; choose one")
+
+
+def report_written(paths: list[Any], as_json: bool, summary: dict[str, Any]) -> None:
+    """The files a command wrote on stdout: one path a line, or with --json one document."""
+    if as_json:
+        print_json({**summary, "files": [str(p) for p in paths]})
+        return
+    for path in paths:
+        if str(path) != "-":  # stdout holds the sets themselves
+            typer.echo(str(path))
 
 
 def debug_enabled() -> bool:

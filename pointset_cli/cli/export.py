@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from pointset_cli.cli._common import ForceOption, QuietOption, handle_errors, hint, load_run
+from pointset_cli.cli._common import (
+    ForceOption,
+    JsonOption,
+    QuietOption,
+    check_json_output,
+    handle_errors,
+    hint,
+    load_run,
+    report_written,
+)
 from pointset_cli.errors import UsageError
 
 WHAT = ("samples", "reconstructions", "model")
@@ -28,6 +37,7 @@ def register(app: typer.Typer) -> None:
         denormalize: bool = typer.Option(False, "--denormalize", help="Sets back to the source units."),
         batch_size: int = typer.Option(16, "--batch-size", help="StableHLO: the batch size baked into the artifacts."),
         force: bool = ForceOption,
+        as_json: bool = JsonOption,
         quiet: bool = QuietOption,
     ) -> None:
         """Export generated or reconstructed sets as files, or the trained model (NPZ / StableHLO)."""
@@ -36,7 +46,9 @@ def register(app: typer.Typer) -> None:
 
         if what not in WHAT:
             raise UsageError(f"--what must be one of {', '.join(WHAT)}")
+        check_json_output(as_json, out)
         trained = load_run(run)
+        summary: dict = {"run": str(run), "step": trained.step, "what": what}
         if what == "model":
             fmt = fmt or "npz"
             if fmt == "npz":
@@ -51,7 +63,6 @@ def register(app: typer.Typer) -> None:
             else:
                 sets = generate.reconstructed(trained, data, split, n, seed, denormalize)
             paths = outputs.write_sets(sets, out or run / what, fmt or "ply", binary=not ascii_ply, force=force)
-        for path in paths:
-            if str(path) != "-":  # stdout holds the sets themselves
-                typer.echo(str(path))
+            summary |= {"format": fmt or "ply", "sets": len(sets.names), "sizes": sets.mask.sum(1).tolist()}
+        report_written(paths, as_json, summary)
         hint(f"exported {what} of step {trained.step} to {paths[0].parent if len(paths) > 1 else paths[0]}", quiet)

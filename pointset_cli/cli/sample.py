@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from pointset_cli.cli._common import ForceOption, QuietOption, handle_errors, hint, load_run
+from pointset_cli.cli._common import (
+    ForceOption,
+    JsonOption,
+    QuietOption,
+    check_json_output,
+    handle_errors,
+    hint,
+    load_run,
+    report_written,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +36,7 @@ def register(app: typer.Typer) -> None:
         reconstruct: Path = typer.Option(None, "--reconstruct", help="Reconstruct sets of this dataset instead."),
         split: str = typer.Option("test", "--split", help="Split for --reconstruct."),
         force: bool = ForceOption,
+        as_json: bool = JsonOption,
         quiet: bool = QuietOption,
     ) -> None:
         """Generate new sets from a trained run (or reconstruct real ones with --reconstruct)."""
@@ -34,6 +44,7 @@ def register(app: typer.Typer) -> None:
 
         if out is None and render is None:
             out = run / "samples"
+        check_json_output(as_json, out)
         if render is not None:
             from pointset_cli.errors import OutputExistsError
             from pointset_cli.render import picture_format
@@ -52,9 +63,9 @@ def register(app: typer.Typer) -> None:
 
             titles = [f"{_short(name.split('_', 1)[-1])} ({int(m.sum())})" for name, m in zip(sets.names, sets.mask, strict=True)]
             written.append(render_sets(sets.points, sets.mask, render, titles, trained.config.data.up_axis, force))
-        for path in written:
-            if str(path) != "-":  # stdout holds the sets themselves
-                typer.echo(str(path))
+        report_written(written, as_json, {"run": str(run), "step": trained.step, "format": fmt if out else None,
+                                          "sets": len(sets.names), "sizes": sets.mask.sum(1).tolist(),
+                                          "names": sets.names})
         hint(f"{len(sets.names)} sets from step {trained.step} of {run}", quiet)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,10 +116,6 @@ def test_render_honours_pdf_and_refuses_other_suffixes_before_work(cli, shipped_
 
 def test_npz_or_npy_path_is_one_file_that_eval_reads(cli, shipped_run, tiny_mnist, tmp_path):
     """`--format npz --out recon.npz` made a folder named recon.npz; now one file of all sets."""
-    import json
-
-    import numpy as np
-
     out = tmp_path / "recon.npz"
     result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "6", "--format", "npz",
                   "-o", out, "-q"])
@@ -146,9 +143,6 @@ def test_dash_is_stdout_for_one_stream_and_refused_where_a_file_is_needed(cli, s
                                                                            monkeypatch):
     """`--out -` made a folder named `-`; `info -`/`prepare -` said "no such file"."""
     import io
-    import json
-
-    import numpy as np
 
     monkeypatch.chdir(tmp_path)
     piped = cli(["sample", shipped_run, "-n", "4", "--format", "npz", "-o", "-", "-q"])
@@ -167,3 +161,21 @@ def test_dash_is_stdout_for_one_stream_and_refused_where_a_file_is_needed(cli, s
         result = cli(args)
         assert result.exit_code == 2 and text in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
     assert not (tmp_path / "-").exists() and not (tmp_path / "runs").exists()
+
+
+def test_json_summary_of_sample_and_export(cli, shipped_run, tmp_path):
+    """Scripts had only a list of paths; now one JSON document with the files, sizes and step."""
+    result = cli(["sample", shipped_run, "-n", "3", "-o", tmp_path / "s", "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["sets"] == 3 and len(summary["sizes"]) == 3 and summary["step"] > 0
+    assert [tmp_path / "s" / f"{name}.ply" for name in summary["names"]] == [Path(p) for p in summary["files"]]
+    assert all(Path(p).is_file() for p in summary["files"])
+    result = cli(["export", shipped_run, "--what", "samples", "-n", "2", "--format", "npz", "-o", tmp_path / "e.npz",
+                  "--json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) | {"sizes": None} == {"run": str(shipped_run), "step": summary["step"],
+                                                         "what": "samples", "format": "npz", "sets": 2, "sizes": None,
+                                                         "files": [str(tmp_path / "e.npz")]}
+    result = cli(["sample", shipped_run, "-n", "2", "--format", "npz", "-o", "-", "--json"])
+    assert result.exit_code == 2 and "both write to stdout" in result.stderr
