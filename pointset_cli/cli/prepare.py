@@ -49,11 +49,11 @@ def register(app: typer.Typer) -> None:
             None, "--points", help="Every set gets exactly N points (subsampled, or sampled on a mesh)."
         ),
         max_points: int | None = typer.Option(
-            None, "--max-points", help="Sets keep their own size up to N [default: 2048]; meshes get N points."
+            None, "--max-points", help="Sets keep their own size up to N (default 2048); meshes get N points."
         ),
         sampler: str = typer.Option("surface", "--sampler", help="surface | fps | poisson (poisson needs open3d)."),
         normalize: str | None = typer.Option(
-            None, "--normalize", help="none | sphere | cube | global [default: sphere; none for MNIST]."
+            None, "--normalize", help="none | sphere | cube | global (default: sphere; none for MNIST)."
         ),
         threshold: int = typer.Option(127, "--threshold", help="MNIST: pixels above this become points."),
         val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of sets put in val: of those without a layout split, and of the layout's train sets when it has no val folders."),

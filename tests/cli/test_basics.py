@@ -42,3 +42,10 @@ def test_debug_works_after_the_subcommand_too(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pointset_cli", "info", missing], capture_output=True, text=True,
                          env={**os.environ, "POINTSET_DEBUG": "0"})
     assert "Traceback" not in out.stderr and out.stderr.strip().endswith("no such file")
+
+
+def test_help_texts_keep_their_defaults_in_words():
+    """Rich read "[default: sphere; none for MNIST]" in `prepare --help` as markup and dropped it."""
+    out = subprocess.run([sys.executable, "-m", "pointset_cli", "prepare", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert "global (default: sphere; none for MNIST)" in out.stdout and "up to N (default 2048)" in out.stdout
