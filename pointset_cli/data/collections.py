@@ -33,7 +33,7 @@ def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndar
         points, mask = _read_array(path, sys.stdin.buffer.read())
     elif path.is_dir():
         points, mask = _read_folder(path)
-    elif path.suffix.lower() in HDF5_SUFFIXES:
+    elif is_dataset(path):
         points, mask = _read_hdf5(path, split)
     elif path.suffix.lower() in (".npy", ".npz"):
         points, mask = _read_array(path)
@@ -52,7 +52,8 @@ def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
     with SetDataset(path) as data:
         idx = data.indices(split)
         if split is not None and not len(idx):
-            held = ", ".join(f"{name} ({len(data.indices(name))})" for name in SPLITS if len(data.indices(name)))
+            counts = {name: len(data.indices(name)) for name in SPLITS}
+            held = ", ".join(f"{name} ({count})" for name, count in counts.items() if count)
             raise InputError(f"split '{split}' holds no sets; sets are in: {held or 'no split'}", path)
         points, mask, _ = data.read(idx)
     return points, mask

@@ -139,13 +139,17 @@ OWN_ENTRIES = frozenset({"config.yaml", "env.json", "data.json", "metrics.jsonl"
                          "reconstructions", "params.npz", "stablehlo"})
 
 
+def is_run_folder(paths: RunPaths) -> bool:
+    """Whether pointset made this folder: its marker, or the records of a run of an earlier version."""
+    return paths.marker.is_file() or all(p.exists() for p in (paths.config, paths.data_info, paths.checkpoints))
+
+
 def run_of_config(config_file: str | Path | None) -> Path | None:
     """The run folder a config file belongs to (the config.yaml of a run pointset wrote), else None."""
     if config_file is None:
         return None
     paths = RunPaths(Path(config_file).parent)
-    is_run = paths.marker.is_file() or (paths.data_info.is_file() and paths.checkpoints.is_dir())
-    return paths.root if Path(config_file).name == paths.config.name and is_run else None
+    return paths.root if Path(config_file).name == paths.config.name and is_run_folder(paths) else None
 
 
 def has_records(paths: RunPaths) -> bool:
@@ -162,8 +166,7 @@ def check_new_or_resume(paths: RunPaths, resume: bool, overwrite: bool, dataset:
         raise UsageError("the run folder is a file", paths.root)
     if not has_records(paths):
         return False
-    ours = paths.marker.is_file() or all(p.exists() for p in (paths.config, paths.data_info, paths.checkpoints))
-    if not ours:
+    if not is_run_folder(paths):
         raise UsageError("exists and is not a pointset run folder; choose another --run-dir", paths.root)
     if overwrite:
         foreign = sorted(p.name for p in paths.root.iterdir() if p.name not in OWN_ENTRIES)

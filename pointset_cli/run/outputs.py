@@ -19,7 +19,7 @@ SET_FORMATS = ("ply", "obj", "xyz", "npy", "npz", "h5")
 
 def write_sets(sets: SetCollection, out: Path, fmt: str, binary: bool = True, force: bool = False) -> list[Path]:
     """One file per set in folder `out`, or one file holding them all when `out` ends in .h5 (or fmt
-is "h5"), .npz or .npy; returns the paths.
+    is "h5"), .npz or .npy; returns the paths.
 
     Every target is checked before anything is written, so a refusal leaves nothing half-done.
     """
@@ -66,7 +66,6 @@ def _write_stdout(sets: SetCollection, fmt: str, binary: bool) -> list[Path]:
 
 def _write_array(sets: SetCollection, path: Path, fmt: str, force: bool) -> None:
     """All sets in one .npz (padded, with mask, sizes and names) or one .npy (equal sizes only)."""
-    check_writable(path, force)
     with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
         _save_array(sets, f, fmt, path)
 

@@ -19,6 +19,7 @@ def summarise(path: str | Path) -> dict[str, Any]:
     paths = folder.open_run(path)
     cfg = config_mod.load(paths.config)
     info = folder.read_json(paths.data_info)
+    info = info if isinstance(info, dict) else {}
     rows = folder.MetricsLog(paths.metrics).read()
     train_rows = [r for r in rows if "loss" in r]
     val_rows = [r for r in rows if "val_loss" in r]
@@ -30,10 +31,10 @@ def summarise(path: str | Path) -> dict[str, Any]:
         "task": cfg.model.task,
         "latent_dim": cfg.model.latent_dim,
         "loss": cfg.model.loss,
-        "dataset": str((paths.root / info["dataset"]).resolve()) if isinstance(info, dict) else None,
-        "dim": info.get("dim") if isinstance(info, dict) else None,
-        "n_max": info.get("n_max") if isinstance(info, dict) else None,
-        "classes": len(info.get("classes", [])) if isinstance(info, dict) else None,
+        "dataset": str((paths.root / info["dataset"]).resolve()) if "dataset" in info else None,
+        "dim": info.get("dim"),
+        "n_max": info.get("n_max"),
+        "classes": len(info["classes"]) if "classes" in info else None,
         "steps_configured": cfg.train.steps,
         "steps_done": train_rows[-1]["step"] if train_rows else 0,
         "last_loss": train_rows[-1]["loss"] if train_rows else None,
