@@ -26,6 +26,7 @@ from pointset_cli.fsutil import atomic_path
 
 
 TASKS = ("autoencode", "conditional")
+SIZE_SOURCES = ("latent", "decoder")  # model.size_from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,15 @@ class ModelConfig:
     decoder_options: dict = dataclasses.field(default_factory=dict)  # overrides of the decoder's own Config fields
     presence_weight: float = 1.0  # weight of the presence BCE (decoders with cardinality "presence")
     size_weight: float = 1.0  # weight of the size cross-entropy (decoders with cardinality "size")
+    # Where an autoencoder's output size comes from: "latent" (the encoder writes log(1 + n) into one
+    # more latent coordinate and the decoder builds exactly that many points; the l-GMM prior then
+    # learns sizes with shapes) or "decoder" (its own size classifier or presence threshold).
+    # None resolves to "latent" for autoencoding decoders that decide their size, else "decoder".
+    size_from: str | None = None
+    # Autoencoders: the encoder sees each set minus its centroid, which travels in z beside the shape
+    # code and is added back to the decoded set (attention pooling of uncentred [0, 1] digits gave
+    # nearly the same z for every input). None resolves to true for autoencoding decoders.
+    centre: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,7 +335,7 @@ def resolve(
 
     `flags` maps dotted keys to values; None means "not given".
     """
-    tree: dict[str, Any] = load_yaml(base_file) if base_file else {}
+    tree: dict[str, Any] = load_run_yaml(base_file) if base_file else {}
     tree = _merge(tree, load_yaml(config_file)) if config_file else tree
     overrides = list(parse_set(sets).items()) + [(k, v) for k, v in (flags or {}).items() if v is not None]
     for key, value in overrides:
@@ -393,9 +403,23 @@ def save(cfg: RunConfig, path: Path) -> None:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+# Options a run's config.yaml may predate, with the value that reproduces what such a run trained.
+_BEFORE_OPTION = {("model", "size_from"): "decoder", ("model", "centre"): False}
+
+
+def load_run_yaml(path: str | Path) -> dict[str, Any]:
+    """A run's config.yaml as a nested dict (see load_yaml), with options it predates filled in as
+    that run was trained."""
+    data = load_yaml(path)
+    for (section, key), value in _BEFORE_OPTION.items():
+        if isinstance(data.get(section), dict):
+            data[section].setdefault(key, value)
+    return data
+
+
 def load(path: Path) -> RunConfig:
     """A run's config.yaml back as a RunConfig."""
-    return from_dict(RunConfig, load_yaml(path))
+    return from_dict(RunConfig, load_run_yaml(path))
 
 
 # What a resumed run may change: its length and cadence, and where the dataset now lives.

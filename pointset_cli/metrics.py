@@ -286,6 +286,19 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     return out
 
 
+def retrieval_accuracy(d_ri: np.ndarray) -> float:
+    """Share of reconstructions strictly nearer their own input than any other: d_ri [M, M] with
+    d_ri[i, j] = distance(reconstruction i, input j). A reconstruction that ignores its input (or
+    ties with another input) does not count. In [0, 1]; NaN for no sets."""
+    d = np.asarray(d_ri, np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"expected a square distance matrix, got shape {d.shape}")
+    if not len(d):
+        return float("nan")
+    others = np.where(np.eye(len(d), dtype=bool), np.inf, d).min(axis=1)
+    return float(np.mean(np.diag(d) < others)) if len(d) > 1 else 1.0
+
+
 def cardinality_accuracy(pred_sizes, true_sizes) -> float:
     """Fraction of sets whose predicted number of points equals the true one, in [0, 1]."""
     pred, true = np.asarray(pred_sizes), np.asarray(true_sizes)

@@ -39,6 +39,7 @@ RECON_UNITS = {
     "emd": ("EMD (x10^2)", 1e2),
     "cd_own_size": ("CD at own size (x10^3)", 1e3),
     "cardinality_accuracy": ("size acc. (%)", 100.0),
+    "retrieval_accuracy": ("nearest its own input (%)", 100.0),
 }
 
 

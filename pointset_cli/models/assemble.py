@@ -2,22 +2,28 @@
 in one haiku transform.
 
 Glossary: B batch, N points (padded), D point dimension, K latent size, S output slots.
-Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label.
+Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label. With
+`centre`, the encoder sees each set minus its centroid, encode appends the centroid to z and
+decode adds it back; with size_from "latent", encode appends log(1 + n) and decode builds that many
+points: z = [shape K, centroid D, size code 1].
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import haiku as hk
 import jax.numpy as jnp
 
-from pointset_cli.config import TASKS, ModelConfig
+from pointset_cli.config import SIZE_SOURCES, TASKS, ModelConfig
 from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
 from pointset_cli.models import registry
 from pointset_cli.models.setmodel import DataSpec, SetModel
 from pointset_cli.models.decoder import Decoded, Decoder, TargetLoss
+from pointset_cli.models.cardinality import size_code, sizes_of_code
+from pointset_cli.models.layers import masked_pool
 from pointset_cli.models.objective import objective
 
 
@@ -73,7 +79,28 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
         entry.build(chosen, cfg.latent_dim)  # the encoder's own checks (latent_dim a multiple of its seeds)
         encoder_options = dataclasses.asdict(chosen)
     return dataclasses.replace(cfg, encoder=encoder, encoder_options=encoder_options,
-                               decoder_options=dataclasses.asdict(options))
+                               decoder_options=dataclasses.asdict(options), size_from=_size_from(cfg, model),
+                               centre=_centre(cfg, model))
+
+
+def _centre(cfg: ModelConfig, model: registry.Entry) -> bool:
+    """Whether the encoder sees centred sets (the centroid travels in z): autoencoding decoders only."""
+    can = model.kind == "decoder" and cfg.task == "autoencode"
+    if cfg.centre and not can:
+        raise UsageError(f"centre needs an autoencoding decoder (model '{cfg.name}' with --task {cfg.task} is not)")
+    return can if cfg.centre is None else bool(cfg.centre)
+
+
+def _size_from(cfg: ModelConfig, model: registry.Entry) -> str:
+    """Where the output size comes from: "latent" only for autoencoding decoders that decide their size."""
+    can = model.kind == "decoder" and cfg.task == "autoencode" and model.cardinality != "fixed"
+    if cfg.size_from is None:
+        return "latent" if can else "decoder"
+    _choice(cfg.size_from, SIZE_SOURCES, "size_from")
+    if cfg.size_from == "latent" and not can:
+        raise UsageError(f"size_from latent needs an autoencoding decoder that decides its size "
+                         f"(model '{cfg.name}' with --task {cfg.task} does not)")
+    return cfg.size_from
 
 
 def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
@@ -90,6 +117,11 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         def make_encoder():
             return hk.Embed(data.n_classes, cfg.latent_dim, name="label_embedding")
     make_decoder = model.build(options, data, cfg.latent_dim, tokens)
+    latent_sizes = cfg.size_from == "latent"
+    centred = bool(cfg.centre)
+    if latent_sizes and model.cardinality == "size":
+        make_decoder = functools.partial(make_decoder, size_head=False)  # the latent decides instead
+    k, d = cfg.latent_dim, data.dim
 
     def forward():
         encoder, decoder = make_encoder(), make_decoder()
@@ -97,23 +129,46 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
             raise TypeError(f"decoder '{cfg.name}' does not satisfy models.decoder.Decoder "
                             "(an `ordered` flag and __call__(z, sizes) -> Decoded)")
 
-        def encode(batch: Batch):
+        def frame(batch: Batch):
+            """(points the encoder sees [B, N, D], centroid [B, D]): centred when cfg.centre."""
+            if not centred:
+                return batch.points, jnp.zeros(batch.points.shape[::2], batch.points.dtype)
+            mean = masked_pool(batch.points, batch.mask, "mean")  # [B, D]
+            return jnp.where(batch.mask[..., None], batch.points - mean[:, None], 0.0), mean
+
+        def shape_code(batch: Batch, points):
             if cfg.task == "conditional":
                 return encoder(batch.labels)  # [B, K]
-            return encoder(batch.points, batch.mask)  # [B, K]
+            return encoder(points, batch.mask)  # [B, K]
+
+        def encode(batch: Batch):
+            points, mean = frame(batch)
+            parts = [shape_code(batch, points)]  # [B, K]
+            if centred:
+                parts.append(mean)  # [B, D]
+            if latent_sizes:
+                parts.append(size_code(jnp.sum(batch.mask, axis=1))[:, None])  # [B, 1]
+            return jnp.concatenate(parts, axis=1)  # [B, K (+ D) (+ 1)]
 
         def decode(z, sizes):
-            return decoder(z, sizes)
+            shape = z[:, :k]
+            if latent_sizes and sizes is None:
+                sizes = sizes_of_code(z[:, -1], data.n_max)
+            out = decoder(shape, sizes)
+            if centred:
+                out = out._replace(points=out.points + z[:, None, k : k + d])
+            return out
 
         def loss(batch: Batch):
-            z = encode(batch)  # [B, K]
+            points, _ = frame(batch)  # the decoder learns the set in its own frame
+            z = shape_code(batch, points)  # [B, K]
             sizes = jnp.sum(batch.mask, axis=1)  # [B] true sizes: TSPN/RNN build sets of this size
             out = decoder(z, sizes)
             if not isinstance(out, Decoded):
                 raise TypeError(f"decoder '{cfg.name}' returned {type(out).__name__}, not models.decoder.Decoded")
             if isinstance(decoder, TargetLoss):
-                out = out._replace(aux_loss=decoder.target_loss(z, batch.points, batch.mask))
-            return objective(out, batch.points, batch.mask, cfg, model.cardinality, decoder.ordered)
+                out = out._replace(aux_loss=decoder.target_loss(z, points, batch.mask))
+            return objective(out, points, batch.mask, cfg, model.cardinality, decoder.ordered)
 
         return loss, (encode, decode, loss)
 
@@ -136,4 +191,5 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     return SetModel(
         config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),
         encode=encode, decode=decode, reconstruct=reconstruct, cardinality=model.cardinality,
+        latent_width=k + centred * d + latent_sizes,
     )

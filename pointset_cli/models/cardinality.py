@@ -16,6 +16,16 @@ from pointset_cli.models.layers import sizes_mask
 from pointset_cli.models.sorting import sort_descending, sort_order
 
 
+def size_code(sizes: jax.Array) -> jax.Array:
+    """[B] the latent coordinate that carries a set's size: log(1 + n), on the scale of a learned latent."""
+    return jnp.log1p(sizes.astype(jnp.float32))
+
+
+def sizes_of_code(code: jax.Array, n_max: int) -> jax.Array:
+    """[B] int32 sizes back from size codes [B] (also sampled ones: rounded, clipped to 0..n_max)."""
+    return jnp.clip(jnp.round(jnp.expm1(code)), 0, n_max).astype(jnp.int32)
+
+
 def presence_mask(presence: jax.Array, sizes: jax.Array | None, ordered: bool) -> jax.Array:
     """[B, S] mask from presence [B, S]: the `sizes` most present slots (the first ones when ordered),
     or, without sizes, the slots above 0.5 (ordered: up to the first absent one)."""
@@ -33,7 +43,7 @@ def decided_sizes(out: Decoded, mode: str, ordered: bool = False) -> jax.Array:
     if mode == "presence":
         return jnp.sum(presence_mask(out.presence, None, ordered), axis=1)
     if mode == "size":
-        return jnp.argmax(out.size_logits, axis=-1)
+        return jnp.argmax(out.size_logits, axis=-1) if out.size_logits is not None else jnp.sum(out.mask, axis=1)
     return jnp.full(out.points.shape[:1], out.points.shape[1])
 
 

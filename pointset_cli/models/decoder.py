@@ -3,6 +3,8 @@
 Glossary: B batch, K latent size, S output slots, D point dimension, n_max the largest size.
 A decoder is a haiku module built by its registered factory (see registry: it registers its
 cardinality mode and default encoder); `assemble` checks each built module against `Decoder`.
+A decoder of cardinality "size" takes `size_head=False` from assemble when the latent carries the
+size: it then builds no classifier and is always given the sizes.
 """
 
 from __future__ import annotations

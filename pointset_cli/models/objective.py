@@ -8,7 +8,8 @@ depends on its cardinality mode (see cardinality.py):
 - unordered presence: the presence variables enter the set loss as each loss defines them
   (chamfer: DSPN's [x, p] coordinates; hungarian: DETR's matched/unmatched BCE; sinkhorn has no
   presence form, so it sees the n most present slots).
-Presence BCE and size cross-entropy are added with their weights. DSPN's loss is the mean over
+Presence BCE and size cross-entropy are added with their weights (no size classifier, and no
+size accuracy, when the latent carries the size: cfg.size_from "latent"). DSPN's loss is the mean over
 all its iterates.
 """
 
@@ -64,12 +65,13 @@ def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, or
     if presence_terms:
         metrics["presence_loss"] = jnp.mean(presence_terms[-1])
         total = total + cfg.presence_weight * jnp.mean(jnp.stack(presence_terms))
-    if mode == "size":
+    if mode == "size" and out.size_logits is not None:  # none when the latent carries the size
         metrics["size_loss"] = jnp.mean(size_cross_entropy(out.size_logits, sizes))
         total = total + cfg.size_weight * metrics["size_loss"]
     if out.aux_loss is not None:
         metrics["aux_loss"] = jnp.mean(out.aux_loss)
         total = total + metrics["aux_loss"]
-    metrics["card_acc"] = jnp.mean((decided_sizes(out, mode, ordered) == sizes).astype(jnp.float32))
+    if cfg.size_from != "latent":  # else the size is given: exact by construction
+        metrics["card_acc"] = jnp.mean((decided_sizes(out, mode, ordered) == sizes).astype(jnp.float32))
     metrics["loss"] = total
     return total, metrics

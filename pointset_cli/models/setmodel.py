@@ -38,6 +38,7 @@ class SetModel(NamedTuple):
     sample: Callable[..., tuple[Array, Array]] | None = None  # whole models: (params, rng, n, labels|None)
     log_prob: Callable[..., Array] | None = None  # likelihood models: (params, batch) -> [B]
     cardinality: str = "fixed"  # the model's size decision: fixed | presence | size
+    latent_width: int | None = None  # width of encode's z: K, K + 1 when z carries the size (autoencoders)
 
 
 def batch_shapes(data: DataSpec, batch: int = 2) -> Any:

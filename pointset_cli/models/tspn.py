@@ -59,22 +59,26 @@ class TSPNTransformer(hk.Module):
 
 
 class TSPNDecoder(hk.Module):
-    """z [B, K] -> points [B, S, D], mask [B, S] (first n slots), size logits [B, n_max + 1]."""
+    """z [B, K] -> points [B, S, D], mask [B, S] (first n slots), size logits [B, n_max + 1]
+    (without a size head the sizes must be given)."""
 
     ordered = False
 
     def __init__(self, num_points: int, dim: int, tokens: int, init_dim: int, width: int, heads: int, blocks: int,
-                 inducing: int, size_hidden, name: str | None = None):
+                 inducing: int, size_hidden, size_head: bool = True, name: str | None = None):
         super().__init__(name=name)
         self.num_points = num_points
         self.dim = dim
         self.tokens = tokens
         self.init_dim = init_dim
         self.size_hidden = tuple(size_hidden)
+        self.size_head = size_head  # False: sizes always given (the latent carries them)
         self.transformer = TSPNTransformer(width, heads, blocks, inducing)
 
     def __call__(self, z, sizes=None):
-        size_logits = mlp((*self.size_hidden, self.num_points + 1), name="size_head")(z)  # [B, n_max + 1]
+        size_logits = None
+        if self.size_head:
+            size_logits = mlp((*self.size_hidden, self.num_points + 1), name="size_head")(z)  # [B, n_max + 1]
         if sizes is None:
             sizes = jnp.argmax(size_logits, axis=-1)  # [B]
         mask = sizes_mask(sizes, self.num_points)  # [B, S]

@@ -2,7 +2,9 @@
 
 Reconstruction (autoencoders): Chamfer and EMD between each set and its reconstruction at the
 set's own size (the decoder is told it, as in training), and, beside them, the Chamfer at the
-size the model decides by itself (`cd_own_size`) and how often that size is right.
+size the model decides by itself (`cd_own_size`) and how often that size is right, and the
+retrieval accuracy: how often a reconstruction is nearer (CD) its own input than any other input of
+the split (a model that ignores its input scores about 1 / sets).
 Generation: as many generated sets as reference sets in the split (conditional models get the
 references' labels), MMD / COV / 1-NNA (CD and EMD) and JSD; beside them the "oracle" row:
 the same metrics for training sets (of the run's own dataset) used as if they were the samples. Everything is computed
@@ -32,7 +34,7 @@ def _read_split(ds: Any, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
-def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int) -> dict[str, Any]:
+def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int, progress: Progress | None = None) -> dict[str, Any]:
     from pointset_cli import metrics
     from pointset_cli.run.generate import reconstruct_sets
 
@@ -40,6 +42,9 @@ def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int) -> dict[str, A
     out = metrics.reconstruction_metrics(rec["points"], rec["recon_points"], rec["mask"], rec["recon_mask"])
     out["cd_own_size"] = float(metrics.paired_chamfer(rec["points"], rec["own_points"], rec["mask"], rec["own_mask"]).mean())
     out["cardinality_accuracy"] = metrics.cardinality_accuracy(rec["pred_sizes"], rec["mask"].sum(1))
+    # Does each reconstruction (at its own size) follow its input? CD to every input of the split.
+    d_ri = metrics.pairwise_cd(rec["own_points"], rec["points"], rec["own_mask"], rec["mask"], progress=progress)
+    out["retrieval_accuracy"] = metrics.retrieval_accuracy(d_ri)
     out["n_sets"] = len(idx)
     return out
 
@@ -130,7 +135,7 @@ def evaluate_run(
         out: dict[str, Any] = {"run": str(run.paths.root), "dataset": str(path), "split": split, "step": run.step,
                                "seed": seed, "normalization": ds.normalization, "n_sets": len(idx)}
         if what in ("recon", "all") and autoencoder:
-            out["reconstruction"] = reconstruction(run, ds, idx, seed)
+            out["reconstruction"] = reconstruction(run, ds, idx, seed, progress)
         if what in ("gen", "all"):
             out["generation"] = generation(run, ds, idx, seed, progress, metrics)
         if what in ("nll", "all") and has_density:

@@ -40,7 +40,7 @@ def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = Fal
 
     check_replaceable_folder(out, force, _is_stablehlo_export)  # before the seconds of tracing
     info, params, model = run.info, run.params, run.model
-    k = run.config.model.latent_dim
+    k = run.model.latent_width or run.config.model.latent_dim
     n_max, dim = info["n_max"], info["dim"]
 
     def decode(z: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -88,3 +88,18 @@ def test_reconstruction_metrics_emd_only_on_equal_sizes():
     c = cdist(sets[1], sets[3])
     assert out["emd"] == pytest.approx(c[linear_sum_assignment(c)].mean(), rel=1e-5)
     assert out["cd"] == pytest.approx((ref_cd(sets[0], sets[2]) + ref_cd(sets[1], sets[3])) / 2, rel=1e-5)
+
+
+def test_retrieval_accuracy_counts_reconstructions_strictly_nearest_their_own_input():
+    d_ri = np.array([[0.1, 0.5, 0.9],   # nearest its own input: counts
+                     [0.2, 0.2, 0.7],   # a tie with input 0: does not count
+                     [0.1, 0.3, 0.4]])  # nearer input 0: does not count
+    assert metrics.retrieval_accuracy(d_ri) == pytest.approx(1 / 3)
+    # Reconstructions that ignore their input (all the same set) are near one input at most.
+    rng = np.random.default_rng(5)
+    inputs = rng.normal(size=(6, 30, 2)).astype(np.float32)
+    same = np.repeat(inputs[:1] * 0.9, 6, axis=0)
+    assert metrics.retrieval_accuracy(metrics.pairwise_cd(same, inputs)) == pytest.approx(1 / 6)
+    assert metrics.retrieval_accuracy(metrics.pairwise_cd(inputs + 0.01, inputs)) == 1.0
+    with pytest.raises(ValueError, match="square"):
+        metrics.retrieval_accuracy(np.zeros((2, 3)))

@@ -48,7 +48,12 @@ def test_decoder_shapes_determinism_and_training(name, mnist_batch, tiny_config,
     assert points.shape == (8, n_max, 2) and points.dtype == jnp.float32
     assert mask.shape == (8, n_max) and mask.dtype == jnp.bool_
     np.testing.assert_array_equal(jnp.sum(sized_mask, axis=1), sizes)  # given sizes are obeyed
-    assert {"set_loss", "card_acc"} <= set(metrics)
+    assert "set_loss" in metrics
+    if model.config.size_from == "latent":  # z carries log(1 + n): the decoder's own size is exact
+        assert model.latent_width == 16 + 2 + 1 and "card_acc" not in metrics
+        np.testing.assert_array_equal(jnp.sum(mask, axis=1), sizes)
+    else:
+        assert "card_acc" in metrics and model.latent_width == 16 + 2 * model.config.centre
     assert bool(jnp.isfinite(loss0))
 
     # What the decoder sees of a set ignores the order of its points and the padding's contents.
