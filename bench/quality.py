@@ -228,7 +228,8 @@ def table(results: list[dict]) -> list[str]:
                 rec = data["reconstruction"]
                 figures.append(f"CD x10^3 {rec['cd'] * 1e3:.2f}, EMD x10^2 {rec['emd'] * 1e2:.2f} (true sizes); "
                                f"CD x10^3 {rec['cd_own_size'] * 1e3:.2f}, size acc "
-                               f"{rec['cardinality_accuracy'] * 100:.1f}% (own sizes; {rec['n_sets']} sets)")
+                               f"{rec['cardinality_accuracy'] * 100:.1f}%, nearest own input "
+                               f"{rec.get('retrieval_accuracy', float('nan')) * 100:.1f}% (own sizes; {rec['n_sets']} sets)")
             if "likelihood" in data:
                 nll = data["likelihood"]
                 figures.append(f"NLL {nll['nll']:.1f} nats/set (size {nll['size_nll']:.2f}, points "

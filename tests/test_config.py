@@ -127,3 +127,25 @@ def test_deep_or_huge_yaml_values_are_one_line_usage_errors(tmp_path, value, pro
     path.write_text("x" * (config.MAX_YAML_CHARS + 1))
     with pytest.raises(UsageError, match="longer than"):
         config.resolve(path)
+
+
+def test_a_run_config_written_before_an_option_keeps_what_that_run_trained(tmp_path):
+    """A run's config.yaml with no model.size_from / model.centre trained with the decoder's own
+    size and uncentred sets; a new config gets today's defaults (resolved per model)."""
+    from pointset_cli.models import ModelConfig, resolve_model
+
+    old = tmp_path / "config.yaml"
+    old.write_text("model:\n  name: tspn\n")
+    assert config.load(old).model.size_from == "decoder" and config.load(old).model.centre is False
+    resumed = config.resolve(old, base_file=old)
+    assert (resumed.model.size_from, resumed.model.centre) == ("decoder", False)
+    assert config.resolve(old).model.size_from is None  # a new run from the same file: today's defaults
+    new = resolve_model(ModelConfig(name="tspn"))
+    assert (new.size_from, new.centre) == ("latent", True)
+    assert resolve_model(ModelConfig(name="mlp")).size_from == "decoder"  # fixed size: nothing to carry
+    conditional = resolve_model(ModelConfig(name="tspn", task="conditional"))
+    assert (conditional.size_from, conditional.centre) == ("decoder", False)
+    for bad in ({"size_from": "latent", "task": "conditional"}, {"centre": True, "name": "poisson"},
+                {"size_from": "nowhere"}):
+        with pytest.raises(UsageError):
+            resolve_model(ModelConfig(**{"name": "tspn", **bad}))

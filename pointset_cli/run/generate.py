@@ -14,7 +14,7 @@ import numpy as np
 
 from pointset_cli.data.batching import Batch, fixed_batches
 from pointset_cli.errors import InputError, UsageError
-from pointset_cli.run.prior import fit_gmm, load_prior, save_prior
+from pointset_cli.run.prior import fit_prior_by_class, load_prior, save_prior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,13 +33,14 @@ def generated(run: Any, n: int, seed: int, label: str | None = None, size: int |
     if n < 1:
         raise UsageError("-n must be at least 1")
     labels = None if label is None else np.full(n, run.label_index(label), np.int32)
-    if label is not None and run.config.model.task != "conditional" and run.model.sample is None:
-        raise UsageError("--label needs a conditional run (trained with --task conditional)")
+    if label is not None and run.config.model.task != "conditional" and run.model.sample is not None:
+        raise UsageError(f"--label needs a conditional run or an autoencoder; model {run.config.model.name!r} "
+                         "samples without labels")
     points, mask, labels = sample_sets(run, n, seed=seed, labels=labels, size=size, temperature=temperature)
     if denormalize:
         points = run.denormalize_generated(points)
     names = [f"sample_{i:04d}" for i in range(n)]
-    if run.config.model.task == "conditional":
+    if run.config.model.task == "conditional" or label is not None:
         names = [f"{name}_{run.info['classes'][c]}" for name, c in zip(names, labels, strict=True)]
     return SetCollection(points, mask, labels, names, run.info["classes"], not denormalize)
 
@@ -88,7 +89,8 @@ def sample_sets(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n new sets from a TrainedRun -> (points [n, S, D] f32, mask [n, S] bool, labels [n] int32).
 
-    Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread);
+    Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread; with
+    `labels`, of the mixture fitted on each class's embeddings);
     conditional models embed `labels` (uniform random classes when None); point-process models
     use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
     """
@@ -99,6 +101,7 @@ def sample_sets(
     if size is not None and not 1 <= size <= info["n_max"]:
         raise UsageError(f"--size must be between 1 and {info['n_max']} (the largest training set)")
     rng = np.random.default_rng(seed)
+    by_class = labels is not None
     if labels is None:
         labels = rng.integers(0, info["n_classes"], n)
     labels = np.asarray(labels, np.int32)
@@ -112,9 +115,7 @@ def sample_sets(
             empty = Batch(np.zeros((n, info["n_max"], info["dim"]), np.float32), np.zeros((n, info["n_max"]), bool), labels)
             z = np.asarray(model.encode(params, empty))
         else:
-            if not run.paths.prior.is_file():
-                raise InputError("no latent prior (prior.npz): was training finished?", run.paths.root)
-            z = load_prior(run.paths.prior).sample(n, rng, temperature)
+            z = _prior_latents(run, n, rng, temperature, labels if by_class else None)
         decode = jax.jit(model.decode)
         sizes = None if size is None else np.full(chunk, size, np.int32)
         outs = []
@@ -124,6 +125,21 @@ def sample_sets(
     points = np.concatenate([np.asarray(p) for p, _ in outs]).astype(np.float32)
     mask = np.concatenate([np.asarray(m) for _, m in outs]).astype(bool)
     return points, mask, labels
+
+
+def _prior_latents(run: Any, n: int, rng: np.random.Generator, temperature: float,
+                   labels: np.ndarray | None) -> np.ndarray:
+    """n latents [n, K'] from the run's prior: overall, or per class for `labels` (all one class)."""
+    if not run.paths.prior.is_file():
+        raise InputError("no latent prior (prior.npz): was training finished?", run.paths.root)
+    prior = load_prior(run.paths.prior)
+    if labels is None:
+        return prior.overall.sample(n, rng, temperature)
+    mixture = prior.of_class(int(labels[0]))
+    if mixture is None:
+        raise UsageError(f"the run's latent prior has no part for class {run.info['classes'][int(labels[0])]!r} "
+                         "(fitted before per-class priors existed, or too few training sets of it)")
+    return mixture.sample(n, rng, temperature)
 
 
 def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -165,7 +181,9 @@ def encode_sets(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: i
 
 def fit_prior(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: int, components: int, seed: int,
               path: Path) -> Path:
-    """Fit the l-GMM on the embeddings of training sets `idx` and save it to `path` (prior.npz)."""
+    """Fit the l-GMM on the embeddings of training sets `idx`, and one per class, and save them to
+    `path` (prior.npz)."""
     z = encode_sets(model, params, ds, idx, batch_size)
-    save_prior(fit_gmm(z, components, seed=seed), path)
+    labels = ds.labels()[idx]
+    save_prior(fit_prior_by_class(z, labels, int(labels.max()) + 1 if len(labels) else 0, components, seed), path)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointset_cli.run.prior import fit_gmm, load_prior, save_prior
+from pointset_cli.run.prior import LatentPrior, fit_gmm, fit_prior_by_class, load_prior, save_prior
 
 
 def test_gmm_recovers_a_mixture_and_round_trips(tmp_path):
@@ -14,8 +14,25 @@ def test_gmm_recovers_a_mixture_and_round_trips(tmp_path):
     prior = fit_gmm(z, 3, seed=0)
     found = prior.means[np.argsort(prior.means[:, 0] + prior.means[:, 1] * 0.1)]
     np.testing.assert_allclose(found, centres[[0, 2, 1]], atol=0.15)
-    save_prior(prior, tmp_path / "prior.npz")
-    again = load_prior(tmp_path / "prior.npz")
+    save_prior(LatentPrior(prior), tmp_path / "prior.npz")
+    again = load_prior(tmp_path / "prior.npz").overall
     a, b = (p.sample(50, np.random.default_rng(1)) for p in (prior, again))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)  # stored as float32
     assert prior.log_prob(centres).min() > prior.log_prob(np.array([[40.0, 40.0, 40.0]]))[0]
+
+
+def test_each_class_gets_its_own_mixture_and_it_round_trips(tmp_path):
+    """Three classes around three centres (class 3 has one set, too few to fit): a class's
+    mixture samples near its own centre, the overall one everywhere."""
+    rng = np.random.default_rng(2)
+    centres = np.array([[-5.0, 0.0], [5.0, 0.0], [0.0, 6.0]])
+    z = np.concatenate([c + rng.normal(0, 0.5, (200, 2)) for c in centres] + [np.zeros((1, 2))])
+    labels = np.repeat([0, 1, 2, 3], [200, 200, 200, 1])
+    prior = fit_prior_by_class(z, labels, 5, components=4, seed=0)
+    save_prior(prior, tmp_path / "prior.npz")
+    again = load_prior(tmp_path / "prior.npz")
+    assert again.of_class(3) is None and again.of_class(4) is None and again.of_class(9) is None
+    for c, centre in enumerate(centres):
+        draws = again.of_class(c).sample(200, np.random.default_rng(c))
+        assert np.abs(draws.mean(axis=0) - centre).max() < 0.2 and draws.std(axis=0).max() < 0.8
+    assert again.overall.sample(600, np.random.default_rng(0)).std(axis=0).min() > 2.5  # the centres: 4.1, 2.8
