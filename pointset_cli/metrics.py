@@ -240,6 +240,12 @@ def _distance_jobs(metrics: Sequence[str], n_s: int, n_r: int) -> list[tuple[str
     return jobs
 
 
+def distance_pairs(metrics: Sequence[str], n_s: int, n_r: int) -> dict[str, int]:
+    """{"cd": pairs, "emd": pairs} that generation_metrics computes for these metrics and sizes."""
+    jobs = _distance_jobs(metrics, n_s, n_r)
+    return {kind: sum(n for k, _, n in jobs if k == kind) for kind in ("cd", "emd")}
+
+
 class _ProgressTracker:
     """Turns per-matrix progress into one running count over all matrices."""
 

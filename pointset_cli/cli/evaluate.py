@@ -150,7 +150,8 @@ def _eval_run(run: Path, data: Path | None, split: str, what: str, seed: int, ma
     with make_progress(quiet) as bar:
         task = bar.add_task("distances", total=None, status="")
         result = evaluate_run(trained, data, split, what, seed, max_sets, metrics=metrics,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+                              progress=lambda done, total: bar.update(task, completed=done, total=total),
+                              notify=None if quiet else lambda line: err_console.print(line, highlight=False))
     folder.write_json(trained.paths.eval_json, result)
     if fmt == OutputFormat.json:
         print_json(result)

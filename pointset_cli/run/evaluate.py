@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pointset_cli.errors import UsageError
+from pointset_cli.metrics import GENERATION_METRICS
 
 WHAT = ("recon", "gen", "nll", "all")
 RETRIEVAL_SETS = 1000  # the retrieval accuracy compares each of at most this many reconstructions with as many inputs
@@ -54,6 +55,22 @@ def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int, progress: Prog
     out["retrieval_sets"] = len(pick)
     out["n_sets"] = len(idx)
     return out
+
+
+def plan_line(n: int, split: str, recon: bool, gen: bool, names: tuple[str, ...], equal_sizes: bool,
+              whole: bool) -> str:
+    """What scoring n sets costs, in distance pairs, and (for a whole split) how to score fewer."""
+    from pointset_cli.metrics import distance_pairs
+
+    cd = emd = 0
+    if recon:
+        cd += n + min(n, RETRIEVAL_SETS) ** 2  # paired CDs, then the retrieval matrix
+        emd += n
+    if gen:  # the model's samples and the oracle row, each against the n references
+        pairs = distance_pairs(names if equal_sizes else tuple(m for m in names if not m.endswith("_emd")), n, n)
+        cd, emd = cd + 2 * pairs["cd"], emd + 2 * pairs["emd"]
+    line = f"scoring {n:,} sets of the {split} split: {cd:,} Chamfer and {emd:,} EMD pairs"
+    return line + ("; --max-sets N scores a seeded subset" if whole and n > 100 else "")
 
 
 def _gen_metric_names(wanted: tuple[str, ...], *masks: np.ndarray) -> tuple[tuple[str, ...], list[str]]:
@@ -109,11 +126,13 @@ def evaluate_run(
     max_sets: int | None = None,
     progress: Progress | None = None,
     metrics: tuple[str, ...] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Score a TrainedRun on `split` of `data_path` (default: the run's own dataset).
 
     `max_sets` scores a random subset (drawn with `seed`) of the split instead of all of it;
-    `metrics` chooses the generation metrics (default: all of metrics.GENERATION_METRICS).
+    `metrics` chooses the generation metrics (default: all of metrics.GENERATION_METRICS);
+    `notify` gets one line saying how many distance pairs the scoring computes, before it starts.
 
     Returns {"run", "dataset", "split", "step", "normalization", "reconstruction"?, "generation"?,
     "likelihood"?}; under what="all" reconstruction is skipped for runs without an encoder-decoder
@@ -141,6 +160,11 @@ def evaluate_run(
             idx = np.sort(np.random.default_rng(seed).choice(idx, max_sets, replace=False))
         out: dict[str, Any] = {"run": str(run.paths.root), "dataset": str(path), "split": split, "step": run.step,
                                "seed": seed, "normalization": ds.normalization, "n_sets": len(idx)}
+        if notify is not None:
+            recon = what in ("recon", "all") and autoencoder
+            equal = len(np.unique(ds.sizes()[idx])) == 1
+            notify(plan_line(len(idx), split, recon, what in ("gen", "all"), tuple(metrics or GENERATION_METRICS),
+                             equal, max_sets is None))
         if what in ("recon", "all") and autoencoder:
             out["reconstruction"] = reconstruction(run, ds, idx, seed, progress)
         if what in ("gen", "all"):

@@ -94,6 +94,13 @@ def test_not_a_run_folder(cli, tmp_path):
     assert result.exit_code == 1 and "not a run folder" in result.stderr
 
 
+def test_eval_says_what_scoring_costs_before_it_starts(cli, shipped_run, tiny_mnist):
+    result = cli(["eval", shipped_run, tiny_mnist, "--split", "test", "--what", "recon", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert "scoring 10 sets of the test split: 110 Chamfer and 10 EMD pairs" in result.stderr
+    assert json.loads(result.stdout)["reconstruction"]["retrieval_sets"] == 10
+
+
 @pytest.mark.slow
 def test_eval_run_reports_model_and_oracle_rows(cli, shipped_run, tiny_mnist):
     result = cli(["eval", shipped_run, tiny_mnist, "--split", "test", "--format", "json", "--seed", "0", "-q"])
