@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -40,9 +41,13 @@ def test_stablehlo_runs_with_jax_alone_and_matches(cli, shipped_run, tmp_path):
     result = cli(["export", shipped_run, "--what", "model", "--format", "stablehlo", "--out", out, "--batch-size", "3"])
     assert result.exit_code == 0, result.stderr
     trained = load_run(shipped_run, print)
-    z = np.random.default_rng(0).normal(size=(3, trained.config.model.latent_dim)).astype(np.float32)
+    width = json.loads((out / "manifest.json").read_text())["latent_dim"]
+    assert width == trained.model.latent_width == trained.config.model.latent_dim + 2 + 1  # + centroid, size
+    z = np.random.default_rng(0).normal(size=(3, width)).astype(np.float32)
+    z[:, -1] = np.log1p([30, 60, 90])  # the sizes the decoder builds
     key = np.asarray(jax.random.PRNGKey(5))
     points, mask = trained.model.decode(trained.params, key, z, None)
+    np.testing.assert_array_equal(np.asarray(mask).sum(axis=1), [30, 60, 90])
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "key.npy", key)
     code = textwrap.dedent(f"""
