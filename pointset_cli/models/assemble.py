@@ -130,9 +130,9 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                             "(an `ordered` flag and __call__(z, sizes) -> Decoded)")
 
         def frame(batch: Batch):
-            """(points the encoder sees [B, N, D], centroid [B, D]): centred when cfg.centre."""
+            """(points the encoder sees [B, N, D], centroid [B, D] or None): centred when cfg.centre."""
             if not centred:
-                return batch.points, jnp.zeros(batch.points.shape[::2], batch.points.dtype)
+                return batch.points, None
             mean = masked_pool(batch.points, batch.mask, "mean")  # [B, D]
             return jnp.where(batch.mask[..., None], batch.points - mean[:, None], 0.0), mean
 

@@ -43,7 +43,7 @@ def decided_sizes(out: Decoded, mode: str, ordered: bool = False) -> jax.Array:
     if mode == "presence":
         return jnp.sum(presence_mask(out.presence, None, ordered), axis=1)
     if mode == "size":
-        return jnp.argmax(out.size_logits, axis=-1) if out.size_logits is not None else jnp.sum(out.mask, axis=1)
+        return jnp.argmax(out.size_logits, axis=-1)
     return jnp.full(out.points.shape[:1], out.points.shape[1])
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pointset_cli.errors import UsageError
-from pointset_cli.metrics import GENERATION_METRICS
+from pointset_cli.metrics import GENERATION_METRICS, subsample
 
 WHAT = ("recon", "gen", "nll", "all")
 RETRIEVAL_SETS = 1000  # the retrieval accuracy compares each of at most this many reconstructions with as many inputs
@@ -46,9 +46,7 @@ def reconstruction(run: Any, ds: Any, idx: np.ndarray, seed: int, progress: Prog
     out["cardinality_accuracy"] = metrics.cardinality_accuracy(rec["pred_sizes"], rec["mask"].sum(1))
     # Does each reconstruction (at its own size) follow its input? CD to every input scored, on at
     # most RETRIEVAL_SETS of them (seeded): the pairs grow with the square of the sets.
-    pick = np.arange(len(idx))
-    if len(pick) > RETRIEVAL_SETS:
-        pick = np.sort(np.random.default_rng(seed).choice(pick, RETRIEVAL_SETS, replace=False))
+    pick = metrics.subsample(len(idx), RETRIEVAL_SETS, seed)
     d_ri = metrics.pairwise_cd(rec["own_points"][pick], rec["points"][pick], rec["own_mask"][pick],
                                rec["mask"][pick], progress=progress)
     out["retrieval_accuracy"] = metrics.retrieval_accuracy(d_ri)
@@ -156,8 +154,7 @@ def evaluate_run(
         idx = ds.indices(split)
         if len(idx) == 0:
             raise UsageError(f"split {split!r} is empty", path)
-        if max_sets is not None and max_sets < len(idx):
-            idx = np.sort(np.random.default_rng(seed).choice(idx, max_sets, replace=False))
+        idx = idx[subsample(len(idx), max_sets, seed)]
         out: dict[str, Any] = {"run": str(run.paths.root), "dataset": str(path), "split": split, "step": run.step,
                                "seed": seed, "normalization": ds.normalization, "n_sets": len(idx)}
         if notify is not None:

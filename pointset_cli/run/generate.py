@@ -184,6 +184,5 @@ def fit_prior(model: Any, params: Any, ds: Any, idx: np.ndarray, batch_size: int
     """Fit the l-GMM on the embeddings of training sets `idx`, and one per class, and save them to
     `path` (prior.npz)."""
     z = encode_sets(model, params, ds, idx, batch_size)
-    labels = ds.labels()[idx]
-    save_prior(fit_prior_by_class(z, labels, int(labels.max()) + 1 if len(labels) else 0, components, seed), path)
+    save_prior(fit_prior_by_class(z, ds.labels()[idx], components, seed), path)
     return path

@@ -8,6 +8,8 @@ training set's embeddings, then decoding it. The mixture is stored in the run fo
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,34 +105,34 @@ def _m_step(z: np.ndarray, resp: np.ndarray, eye: np.ndarray) -> tuple[np.ndarra
 
 CLASS_COMPONENTS = 2  # mixture components per class in a prior's per-class part
 _PARTS = ("weights", "means", "chol")
+_CLASS_KEY = re.compile(r"class(\d+)_weights")
 
 
 @dataclasses.dataclass(frozen=True)
 class LatentPrior:
-    """The l-GMM of all training embeddings, and one small mixture per class (None where a class
-    had too few sets, or for priors written before per-class parts existed)."""
+    """The l-GMM of all training embeddings, and one small mixture per class label (absent where a
+    class had too few sets, or for priors written before per-class parts existed)."""
 
     overall: GaussianMixture
-    classes: tuple[GaussianMixture | None, ...] = ()
+    classes: Mapping[int, GaussianMixture] = dataclasses.field(default_factory=dict)
 
     def of_class(self, label: int) -> GaussianMixture | None:
-        return self.classes[label] if 0 <= label < len(self.classes) else None
+        return self.classes.get(label)
 
 
-def fit_prior_by_class(z: np.ndarray, labels: np.ndarray, n_classes: int, components: int,
-                       seed: int = 0) -> LatentPrior:
-    """The overall l-GMM on z [n, K] and a CLASS_COMPONENTS-component one per class label [n]."""
-    classes = tuple(fit_gmm(z[labels == c], CLASS_COMPONENTS, seed=seed) if np.sum(labels == c) >= 2 else None
-                    for c in range(n_classes))
+def fit_prior_by_class(z: np.ndarray, labels: np.ndarray, components: int, seed: int = 0) -> LatentPrior:
+    """The overall l-GMM on z [n, K] and a CLASS_COMPONENTS-component one for each label [n] with
+    at least two sets."""
+    found, counts = np.unique(labels, return_counts=True)
+    classes = {int(c): fit_gmm(z[labels == c], CLASS_COMPONENTS, seed=seed) for c, m in zip(found, counts) if m >= 2}
     return LatentPrior(fit_gmm(z, components, seed=seed), classes)
 
 
 def save_prior(prior: LatentPrior, path: Path) -> None:
     """prior.npz: weights/means/chol (overall) and class{c}_weights/... per fitted class."""
     arrays = {k: getattr(prior.overall, k) for k in _PARTS}
-    for c, mixture in enumerate(prior.classes):
-        if mixture is not None:
-            arrays.update({f"class{c}_{k}": getattr(mixture, k) for k in _PARTS})
+    for c, mixture in prior.classes.items():
+        arrays.update({f"class{c}_{k}": getattr(mixture, k) for k in _PARTS})
     with atomic_path(path, force=True) as tmp, open(tmp, "wb") as f:
         # float32 halves the file (16 components x K^2 Cholesky factors); sampling reads them back as float64
         np.savez(f, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
@@ -150,13 +152,14 @@ def load_prior(path: Path) -> LatentPrior:
     try:
         with np.load(path, allow_pickle=False) as f:
             overall = _mixture(f, "", path)
-            found = sorted(int(k[5:].split("_")[0]) for k in f.files if k.startswith("class") and k.endswith("_weights")
-                           and k[5:].split("_")[0].isdigit())
-            classes = [None] * (found[-1] + 1 if found else 0)
-            for c in found:
-                classes[c] = _mixture(f, f"class{c}_", path)
-                if classes[c].means.shape[1] != overall.means.shape[1]:
-                    raise InputError(f"class {c}'s latent prior has another width than the overall one", path)
+            classes = {}
+            for key in f.files:
+                match = _CLASS_KEY.fullmatch(key)
+                if match:
+                    c = int(match.group(1))
+                    classes[c] = _mixture(f, f"class{c}_", path)
+                    if classes[c].means.shape[1] != overall.means.shape[1]:
+                        raise InputError(f"class {c}'s latent prior has another width than the overall one", path)
     except (OSError, KeyError, ValueError) as err:
         raise InputError(f"not a latent prior file: {err}", path) from None
-    return LatentPrior(overall, tuple(classes))
+    return LatentPrior(overall, classes)

@@ -28,7 +28,7 @@ def test_each_class_gets_its_own_mixture_and_it_round_trips(tmp_path):
     centres = np.array([[-5.0, 0.0], [5.0, 0.0], [0.0, 6.0]])
     z = np.concatenate([c + rng.normal(0, 0.5, (200, 2)) for c in centres] + [np.zeros((1, 2))])
     labels = np.repeat([0, 1, 2, 3], [200, 200, 200, 1])
-    prior = fit_prior_by_class(z, labels, 5, components=4, seed=0)
+    prior = fit_prior_by_class(z, labels, components=4, seed=0)
     save_prior(prior, tmp_path / "prior.npz")
     again = load_prior(tmp_path / "prior.npz")
     assert again.of_class(3) is None and again.of_class(4) is None and again.of_class(9) is None
@@ -36,3 +36,13 @@ def test_each_class_gets_its_own_mixture_and_it_round_trips(tmp_path):
         draws = again.of_class(c).sample(200, np.random.default_rng(c))
         assert np.abs(draws.mean(axis=0) - centre).max() < 0.2 and draws.std(axis=0).max() < 0.8
     assert again.overall.sample(600, np.random.default_rng(0)).std(axis=0).min() > 2.5  # the centres: 4.1, 2.8
+
+
+def test_a_prior_naming_a_huge_class_number_loads_only_what_it_holds(tmp_path):
+    """Class parts are keyed by their label: a file claiming class 999,999,999 costs one mixture."""
+    rng = np.random.default_rng(3)
+    mixture = fit_gmm(rng.normal(size=(40, 2)), 1, seed=0)
+    save_prior(LatentPrior(mixture, {999_999_999: mixture}), tmp_path / "prior.npz")
+    again = load_prior(tmp_path / "prior.npz")
+    assert list(again.classes) == [999_999_999] and again.of_class(0) is None
+    np.testing.assert_allclose(again.of_class(999_999_999).means, mixture.means, rtol=1e-6)
