@@ -89,19 +89,16 @@ class TrainConfig:
     eval_sets: int = 512  # validation sets scored at each evaluation (the first ones); 0 = all
     prior_components: int = 16  # l-GMM components fitted on training embeddings (autoencoders)
     prior_sets: int = 2048  # random training sets embedded for the l-GMM; 0 = all
+    tensorboard: bool = True  # also write metrics.jsonl's rows as TensorBoard events in the run folder
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    name: str = ""  # run name; the run folder defaults to runs/<name> (model name when empty)
+    name: str = ""  # run name; the run folder defaults to runs/<name> (a new runs/<model>-N when empty)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-
-    @property
-    def run_name(self) -> str:
-        return self.name or self.model.name
 
 
 MAX_YAML_DEPTH = 16  # a config nests three levels; deeper is an error, not a recursion crash
@@ -424,7 +421,7 @@ def load(path: Path) -> RunConfig:
 
 # What a resumed run may change: its length and cadence, and where the dataset now lives.
 RESUMABLE_CHANGES = ("data.path", "train.steps", "train.epochs", "train.eval_every", "train.log_every",
-                     "train.checkpoint_every", "train.max_to_keep")
+                     "train.checkpoint_every", "train.max_to_keep", "train.tensorboard")
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

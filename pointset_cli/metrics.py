@@ -8,17 +8,35 @@ units of the input coordinates: state the normalisation the sets were in when yo
 - EMD(X, Y) = (1/N) sum_i |x_i - y_pi(i)|, Euclidean cost, optimal matching, equal sizes. The
   all-pairs default ("auto" -> "auction-numba" when numba imports) is within `emd_error_bound` of
   the exact value; solver="scipy" is the exact reference.
+- JSD: PointFlow's occupancy grid of JSD_RESOLUTION^D cells over [-0.5, 0.5]^D, kept inside the ball
+  of radius 0.5 (D = 2: a 28 x 28 disc); a point outside the ball counts in the nearest edge cell.
+  Sets in other units (`--normalize sphere` is radius 1, MNIST digits are [0, 1]^2) need the
+  "pointflow" protocol: one shift and scale, from the references, that fits them into the ball.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 GENERATION_METRICS = ("mmd_cd", "mmd_emd", "cov_cd", "cov_emd", "nna_cd", "nna_emd", "jsd")
+# What each raw value is measured in ("units" = the coordinates' units, as the sets were given).
+METRIC_UNITS = {
+    "mmd_cd": "squared units", "mmd_emd": "units", "cov_cd": "fraction", "cov_emd": "fraction",
+    "nna_cd": "fraction", "nna_emd": "fraction", "jsd": "bits", "cd": "squared units", "emd": "units",
+    "cd_own_size": "squared units", "cardinality_accuracy": "fraction", "retrieval_accuracy": "fraction",
+}
+JSD_RESOLUTION = 28  # cells per axis, as PointFlow
+GRID_RADIUS = 0.5  # the JSD grid covers the ball of this radius around the origin
+JSD_PROTOCOLS = ("raw", "pointflow")  # sets as given; or fitted into the grid's ball (see grid_fit)
+# How generation metrics find each set's EMD-nearest set: "bounds" solves only the pairs that lower
+# bounds cannot rule out (the same results, see _emd_by_bounds); "all" solves every pair.
+EMD_SEARCHES = ("bounds", "all")
 Progress = Callable[[int, int], None]
+PhaseProgress = Callable[[str, int, int], None]  # (phase, done, total): one count per named pass
 
 
 def _as_sets(points, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -52,25 +70,32 @@ def _pairwise(kind, a, b, a_mask, b_mask, chunk, progress, solver="scipy") -> np
         _check_equal_sizes(a_mask, b_mask)
     ii, jj = np.triu_indices(len(a), 1) if symmetric else np.divmod(np.arange(len(a) * len(b)), len(b))
     out = np.zeros((len(a), len(b)), np.float32)
+    if progress is not None:
+        progress(0, len(ii))  # the pass shows from its start (compiling)
+    out[ii, jj] = _pair_values(kind, a, a_mask, b, b_mask, ii, jj, solver, chunk, progress)
+    return out + out.T if symmetric else out
+
+
+def _pair_values(kind, a, a_mask, b, b_mask, ii, jj, solver, chunk, progress=None) -> np.ndarray:
+    """Distance of a[ii[k]] vs b[jj[k]] for every k -> [K]. Pass b as a itself for pairs within one
+    collection. A pair's value depends only on the pair and on the collections (the auction's
+    tolerance is set by their extent), so any subset of the pairs gets the all-pairs values."""
     if kind == "emd" and solver == "auction-numba":
         from pointset_cli.distances.auction_kernel import pairwise_emd_host
 
-        b_arg, bm_arg = (a, a_mask) if symmetric else (b, b_mask)
         eps = emd_error_bound(solver, a[a_mask], b[b_mask])
-        out[ii, jj] = pairwise_emd_host(a, b_arg, a_mask, bm_arg, ii, jj, eps, progress, chunk)
-        return out + out.T if symmetric else out
+        return pairwise_emd_host(a, b, a_mask, b_mask, ii, jj, eps, progress, chunk)
     fn = _pair_fn(kind, solver)
     total = len(ii)
+    values = np.empty(total, np.float32)
     for start in range(0, total, chunk):
         sel = np.arange(start, min(start + chunk, total))
-        sel = np.pad(sel, (0, chunk - len(sel)), mode="edge")  # one compiled shape for every call
-        i, j = ii[sel], jj[sel]
-        out[i, j] = np.asarray(fn(a[i], a_mask[i], b[j], b_mask[j]))
+        padded = np.pad(sel, (0, chunk - len(sel)), mode="edge")  # one compiled shape for every call
+        i, j = ii[padded], jj[padded]
+        values[sel] = np.asarray(fn(a[i], a_mask[i], b[j], b_mask[j]))[: len(sel)]
         if progress is not None:
             progress(min(start + chunk, total), total)
-    if symmetric:
-        out = out + out.T
-    return out
+    return values
 
 
 def _check_equal_sizes(a_mask: np.ndarray, b_mask: np.ndarray) -> None:
@@ -149,16 +174,17 @@ def _occupancy(points: np.ndarray, mask: np.ndarray, resolution: int) -> np.ndar
     from scipy.spatial import cKDTree
 
     d = points.shape[-1]
-    axis = np.linspace(-0.5, 0.5, resolution)
+    axis = np.linspace(-GRID_RADIUS, GRID_RADIUS, resolution)
     grid = np.stack(np.meshgrid(*([axis] * d), indexing="ij"), -1).reshape(-1, d)
-    grid = grid[np.linalg.norm(grid, axis=1) <= 0.5]
+    grid = grid[np.linalg.norm(grid, axis=1) <= GRID_RADIUS]
     _, cell = cKDTree(grid).query(points[mask])
     return np.bincount(cell, minlength=len(grid)).astype(np.float64)
 
 
-def jsd(samples, refs, resolution: int = 28, *, sample_mask=None, ref_mask=None) -> float:
-    """Jensen-Shannon divergence (bits, in [0, 1]) between the occupancy grids of two collections,
-    as PointFlow computes it (sets expected inside the unit ball of radius 0.5 around the origin)."""
+def jsd(samples, refs, resolution: int = JSD_RESOLUTION, *, sample_mask=None, ref_mask=None) -> float:
+    """Jensen-Shannon divergence (bits, in [0, 1]) between the occupancy grids of two collections
+    [M, N, D], as PointFlow computes it (sets expected inside the ball of radius 0.5 around the
+    origin: a disc of resolution x resolution cells for D = 2; outside_grid says how many are not)."""
     from scipy.stats import entropy
 
     s, s_mask = _as_sets(samples, sample_mask)
@@ -167,6 +193,25 @@ def jsd(samples, refs, resolution: int = 28, *, sample_mask=None, ref_mask=None)
     q = _occupancy(r, r_mask, resolution)
     p, q = p / p.sum(), q / q.sum()
     return float(entropy((p + q) / 2, base=2) - (entropy(p, base=2) + entropy(q, base=2)) / 2)
+
+
+def outside_grid(points, mask=None) -> float:
+    """Share of the real points of sets [M, N, D] outside the JSD grid's ball (radius 0.5): JSD
+    counts them in the nearest edge cell. 0.0 for no points."""
+    points, mask = _as_sets(points, mask)
+    real = points[mask]
+    return float(np.mean(np.linalg.norm(real, axis=1) > GRID_RADIUS)) if len(real) else 0.0
+
+
+def grid_fit(refs, ref_mask=None) -> tuple[np.ndarray, float]:
+    """(shift [D], factor) of the "pointflow" JSD protocol: x -> (x - shift) * factor takes the
+    centre of the references' bounding box to the origin and their farthest point from it to
+    radius 0.5, so every reference lies in the grid's ball (sphere-normalised sets: factor 0.5)."""
+    refs, ref_mask = _as_sets(refs, ref_mask)
+    real = refs[ref_mask].astype(np.float64)
+    shift = (real.min(0) + real.max(0)) / 2
+    reach = float(np.linalg.norm(real - shift, axis=1).max())
+    return shift, GRID_RADIUS / reach if reach > 0 else 1.0
 
 
 def subsample(count: int, max_sets: int | None, seed: int) -> np.ndarray:
@@ -186,7 +231,9 @@ def generation_metrics(
     seed: int = 0,
     max_sets: int | None = None,
     emd_solver: str = "auto",
-    progress: Progress | None = None,
+    emd_search: str = "bounds",
+    jsd_protocol: str = "raw",
+    progress: PhaseProgress | None = None,
 ) -> dict:
     """MMD, COV, 1-NNA (CD and EMD) and JSD of generated samples [Ms, N, D] against refs [Mr, N, D].
 
@@ -194,22 +241,39 @@ def generation_metrics(
     in [0, 1]), jsd (bits), plus n_samples, n_refs, n_points (largest set), emd_solver and
     emd_error_bound (input units: every EMD entered is within it of the exact value, so mmd_emd
     is too). Only the requested metrics are computed. max_sets subsamples each collection with `seed`.
+    With jsd: jsd_protocol ("raw": the sets as given; "pointflow": both moved by grid_fit of the
+    references), jsd_shift [D] and jsd_scale (that map), jsd_resolution, and jsd_outside_samples /
+    jsd_outside_refs (outside_grid after the map). progress gets ("CD pairs" | "EMD pairs", done,
+    total): one count over all the matrices of each kind; with emd_search "bounds" ("EMD nearest
+    sets", sets answered, sets) instead of EMD pairs, and emd_pairs (what all pairs would be),
+    emd_pairs_bounded and emd_pairs_solved (how many were bounded and solved exactly) are returned.
     """
     unknown = sorted(set(metrics) - set(GENERATION_METRICS))
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; valid: {', '.join(GENERATION_METRICS)}")
+    if jsd_protocol not in JSD_PROTOCOLS:
+        raise ValueError(f"unknown JSD protocol {jsd_protocol!r}; valid: {', '.join(JSD_PROTOCOLS)}")
+    if emd_search not in EMD_SEARCHES:
+        raise ValueError(f"unknown EMD search {emd_search!r}; valid: {', '.join(EMD_SEARCHES)}")
     s, s_mask = _as_sets(samples, sample_mask)
     r, r_mask = _as_sets(refs, ref_mask)
     keep_s, keep_r = subsample(len(s), max_sets, seed), subsample(len(r), max_sets, seed + 1)
     s, s_mask, r, r_mask = s[keep_s], s_mask[keep_s], r[keep_r], r_mask[keep_r]
     out: dict = {"n_samples": len(s), "n_refs": len(r), "n_points": int(max(s_mask.sum(1).max(), r_mask.sum(1).max()))}
     jobs = _distance_jobs(metrics, len(s), len(r))
-    tracker = _ProgressTracker(progress, sum(n for _, _, n in jobs))
+    tracker = _ProgressTracker(progress, distance_pairs(metrics, len(s), len(r)))
     mats: dict = {}
+    if emd_search == "bounds" and any(kind == "emd" for kind, _, _ in jobs):
+        solver = resolve_emd_solver(emd_solver)
+        report = None if progress is None else functools.partial(progress, "EMD nearest sets")
+        found, counts = _emd_by_bounds(s, s_mask, r, r_mask, metrics, solver, report)
+        mats.update(found)
+        out.update(emd_pairs=counts.pairs, emd_pairs_bounded=counts.tighter, emd_pairs_solved=counts.solved)
+        jobs = [job for job in jobs if job[0] != "emd"]
     for kind, which, _ in jobs:
         a, am, b, bm = {"sr": (s, s_mask, r, r_mask), "ss": (s, s_mask, s, s_mask), "rr": (r, r_mask, r, r_mask)}[which]
         fn = pairwise_cd if kind == "cd" else _emd_with(emd_solver)
-        mats[kind, which] = fn(a, b, am, bm, progress=tracker.stage())
+        mats[kind, which] = fn(a, b, am, bm, progress=tracker.stage(kind))
     for kind in ("cd", "emd"):
         if f"mmd_{kind}" in metrics:
             out[f"mmd_{kind}"] = mmd(mats[kind, "sr"])
@@ -218,11 +282,53 @@ def generation_metrics(
         if f"nna_{kind}" in metrics:
             out[f"nna_{kind}"] = one_nna(mats[kind, "ss"], mats[kind, "sr"], mats[kind, "rr"])
     if "jsd" in metrics:
-        out["jsd"] = jsd(s, r, sample_mask=s_mask, ref_mask=r_mask)
+        shift, factor = grid_fit(r, r_mask) if jsd_protocol == "pointflow" else (np.zeros(s.shape[-1]), 1.0)
+        s_grid, r_grid = (s - shift) * factor, (r - shift) * factor
+        out.update(jsd=jsd(s_grid, r_grid, sample_mask=s_mask, ref_mask=r_mask), jsd_protocol=jsd_protocol,
+                   jsd_shift=np.asarray(shift).tolist(), jsd_scale=float(factor), jsd_resolution=JSD_RESOLUTION,
+                   jsd_outside_samples=outside_grid(s_grid, s_mask), jsd_outside_refs=outside_grid(r_grid, r_mask))
     if any(m.endswith("_emd") for m in metrics):
         out["emd_solver"] = resolve_emd_solver(emd_solver)
         out["emd_error_bound"] = emd_error_bound(emd_solver, s[s_mask], r[r_mask])
     return out
+
+
+def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
+                   progress: Progress | None) -> tuple[dict, Any]:
+    """The EMD matrices {("emd", "sr" | "ss" | "rr"): ...} that mmd, coverage and one_nna need,
+    exact wherever they look and +inf elsewhere, solving only the pairs that lower bounds cannot
+    rule out (distances.nearest_sets). Each solved pair is solved as the all-pairs matrices solve
+    it (same orientation, same solver tolerance), so every metric equals the all-pairs one.
+    """
+    from pointset_cli.distances import emd_bounds
+    from pointset_cli.distances.nearest_sets import nearest_by_bounds
+
+    _check_equal_sizes(s_mask, r_mask)
+    n_s, n_r = len(s), len(r)
+    real = emd_bounds.real_points(np.concatenate([s, r]), np.concatenate([s_mask, r_mask]))  # [Ms + Mr, n, D]
+    in_s = np.arange(n_s + n_r) < n_s
+    queries = []
+    if "cov_emd" in metrics:  # each sample's nearest reference
+        queries += [(i, ~in_s) for i in range(n_s)]
+    if "mmd_emd" in metrics:  # each reference's nearest sample
+        queries += [(n_s + j, in_s) for j in range(n_r)]
+    if "nna_emd" in metrics:  # each set's nearest other set of either collection
+        queries += [(k, np.ones(n_s + n_r, bool)) for k in range(n_s + n_r)]
+
+    def solve(i: np.ndarray, j: np.ndarray) -> np.ndarray:  # i < j in the joint order [s..., r...]
+        values = np.empty(len(i))
+        for which, sel in (("ss", j < n_s), ("sr", (i < n_s) & (j >= n_s)), ("rr", i >= n_s)):
+            a, am, b, bm, ii, jj = {"ss": (s, s_mask, s, s_mask, i, j), "sr": (s, s_mask, r, r_mask, i, j - n_s),
+                                    "rr": (r, r_mask, r, r_mask, i - n_s, j - n_s)}[which]
+            if sel.any():  # within one collection b is a, as in the all-pairs matrix
+                values[sel] = _pair_values("emd", a, am, b, bm, ii[sel], jj[sel], solver, chunk=16)
+        return values
+
+    extent = real.reshape(-1, real.shape[-1])
+    atol = 1e-6 * float(np.linalg.norm(extent.max(0) - extent.min(0))) if extent.size else 0.0
+    dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, solve,
+                                     lambda i, j: emd_bounds.dual_bounds(real, i, j), progress, atol=atol)
+    return {("emd", "ss"): dist[:n_s, :n_s], ("emd", "sr"): dist[:n_s, n_s:], ("emd", "rr"): dist[n_s:, n_s:]}, counts
 
 
 def _emd_with(solver: str):
@@ -247,19 +353,21 @@ def distance_pairs(metrics: Sequence[str], n_s: int, n_r: int) -> dict[str, int]
 
 
 class _ProgressTracker:
-    """Turns per-matrix progress into one running count over all matrices."""
+    """Turns per-matrix progress into one running count per kind ("CD pairs", "EMD pairs") over
+    that kind's matrices, so a count never goes back."""
 
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
+    def __init__(self, progress: PhaseProgress | None, totals: dict[str, int]) -> None:
+        self.progress, self.totals = progress, totals
+        self.done = dict.fromkeys(totals, 0)
 
-    def stage(self) -> Progress | None:
+    def stage(self, kind: str) -> Progress | None:
         if self.progress is None:
             return None
-        offset = self.done
+        offset, phase = self.done[kind], f"{kind.upper()} pairs"
 
         def report(n_done: int, n_total: int) -> None:
-            self.done = offset + n_done
-            self.progress(self.done, self.total)
+            self.done[kind] = offset + n_done
+            self.progress(phase, self.done[kind], self.totals[kind])
 
         return report
 
@@ -276,9 +384,11 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     """CD and EMD between matching sets x[i] and y[i], averaged over pairs.
 
     cd: mean CD (squared units) over all pairs; emd: mean exact EMD (input units) over the pairs of
-    equal size only (emd_pairs says how many; NaN when none). per_pair adds cd_per_pair and
-    emd_per_pair lists (NaN where sizes differ).
+    equal size only (emd_pairs says how many; NaN when none; emd_solver names the solver "auto"
+    stood for). per_pair adds cd_per_pair and emd_per_pair lists (NaN where sizes differ).
     """
+    from pointset_cli.distances.assignment import resolve_solver
+
     x, x_mask = _as_sets(x, x_mask)
     y, y_mask = _as_sets(y, y_mask)
     cd = paired_chamfer(x, y, x_mask, y_mask)
@@ -286,7 +396,8 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     equal = x_mask.sum(1) == y_mask.sum(1)
     if equal.any():
         emd[equal] = np.asarray(_pair_fn("emd", emd_solver)(x[equal], x_mask[equal], y[equal], y_mask[equal]))
-    out = {"cd": float(cd.mean()), "emd": float(emd[equal].mean()) if equal.any() else float("nan"), "emd_pairs": int(equal.sum())}
+    out = {"cd": float(cd.mean()), "emd": float(emd[equal].mean()) if equal.any() else float("nan"), "emd_pairs": int(equal.sum()),
+           "emd_solver": resolve_solver(emd_solver)}
     if per_pair:
         out["cd_per_pair"], out["emd_per_pair"] = cd.tolist(), emd.tolist()
     return out

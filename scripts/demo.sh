@@ -34,6 +34,6 @@ Done. Everything is in $OUT/:
   $OUT/mnist.h5               the prepared data set ($VENV/bin/pointset info $OUT/mnist.h5)
   $OUT/run/                   the run: config.yaml, metrics.jsonl, loss.png, checkpoints/, prior.npz, eval.json
   $OUT/samples.png            16 generated digits (PLY files in $OUT/samples/)
-  $OUT/reconstructions.png    16 reconstructed test digits (PLY files in $OUT/reconstructions/)
+  $OUT/reconstructions.png    16 test digits beside their reconstructions (PLY files in $OUT/reconstructions/)
 Next: $VENV/bin/pointset sample checkpoints/mnist_tspn -n 16 --render out.png   (the pretrained run)
 DONE

@@ -1,8 +1,9 @@
-"""Shared fixtures: where the real data sets live, a tiny real data set, and a CLI runner."""
+"""Shared fixtures: where the real data sets live, a tiny real data set, the shipped run, and a CLI runner."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,17 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 BUNDLED_DATA = REPO / "data"
+BUNDLED_RUN = REPO / "checkpoints" / "mnist_tspn"
+
+
+@pytest.fixture(scope="module")
+def shipped_run(tmp_path_factory) -> Path:
+    """A copy of the shipped pretrained run (commands write into the run folder by default)."""
+    if not (BUNDLED_RUN / "config.yaml").is_file():
+        pytest.skip("the bundled checkpoint checkpoints/mnist_tspn is missing")
+    dst = tmp_path_factory.mktemp("runs") / "mnist_tspn"
+    shutil.copytree(BUNDLED_RUN, dst)
+    return dst
 
 
 @pytest.fixture(scope="session")

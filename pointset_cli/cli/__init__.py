@@ -11,14 +11,16 @@ import sys
 
 import typer
 
-from pointset_cli import __version__
+from pointset_cli.version import __version__
 from pointset_cli.cli import evaluate, export, info, models, prepare, sample, train
+from pointset_cli.cli._help import Group
 
 app = typer.Typer(
     name="pointset",
+    cls=Group,
     help="Machine learning on point clouds treated as sets: prepare, train, sample, eval, export.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

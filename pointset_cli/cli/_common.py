@@ -259,8 +259,14 @@ def hint(message: str, quiet: bool = False) -> None:
         err_console.print(message, highlight=False)
 
 
-def load_run(run: Any):
-    """A TrainedRun with checkpoint and config warnings on stderr (sample, export and eval)."""
+CheckpointOption = typer.Option(
+    None, "--checkpoint", metavar="best|latest|STEP",
+    help="Which checkpoint: best (lowest validation loss), latest, or a step number "
+         "(default: best when the run has one, else latest; the latent prior was fitted on that default).")
+
+
+def load_run(run: Any, checkpoint: str | None = None):
+    """A TrainedRun (of --checkpoint) with checkpoint and config warnings on stderr (sample, export and eval)."""
     from pointset_cli.run.load import load_run as load
 
-    return load(run, lambda text: err_console.print(text, highlight=False, markup=False))
+    return load(run, lambda text: err_console.print(text, highlight=False, markup=False), checkpoint)

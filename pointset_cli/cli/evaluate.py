@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from pointset_cli.cli._help import Command, examples
 from pointset_cli.cli._common import (
+    CheckpointOption,
     FormatOption,
     OutputFormat,
     QuietOption,
     err_console,
     handle_errors,
+    hint,
     load_run,
     make_progress,
     out_console,
@@ -43,8 +47,31 @@ RECON_UNITS = {
 }
 
 
+# The table's factor per JSON key (eval's JSON records it as table_scale).
+TABLE_SCALE = {name: factor for name, (_, factor) in {**UNITS, **RECON_UNITS}.items()}
+ORACLE_NOTE = ("oracle: training sets of the run's dataset scored in place of the samples, "
+               "what a model that reproduced its training data would get")
+EVAL_HELP = "\n\n".join((
+    "Score generated sets against reference sets (MMD, COV, 1-NNA, JSD).",
+    "With RUN: reconstructions, generation beside the oracle row (training sets scored in place of the "
+    "samples) and a density model's NLL, on the test split of its dataset, or the val split when test "
+    "holds no sets.",
+    "CD is a squared distance and EMD a distance, in the sets' own (normalised) units; the table shows "
+    "MMD-CD x10^3, MMD-EMD and JSD x10^2, COV and 1-NNA in %. 1-NNA breaks a tie between equally near "
+    "sets toward the lower index, samples before references.",
+    "JSD is PointFlow's: the occupancy of a 28^D grid over the cube [-0.5, 0.5]^D kept inside the ball "
+    "of radius 0.5 (2D sets: a 28 x 28 disc). Points outside count in its edge cells (the JSON's "
+    "jsd_outside_* say how many; a note warns above 5%); --protocol pointflow fits the references into "
+    "that ball first.",
+))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("eval", help="Score generated sets against reference sets (MMD, COV, 1-NNA, JSD).")
+    @app.command("eval", cls=Command, epilog=examples(
+        "pointset eval runs/tspn --max-sets 200",
+        "pointset eval runs/tspn --what recon --format json",
+        "pointset eval --samples samples.npy --refs mn10.h5 --split test",
+    ), help=EVAL_HELP)
     @handle_errors
     def evaluate(
         run: Optional[Path] = typer.Argument(None, help="A run folder to score (or use --samples/--refs)."),
@@ -54,35 +81,47 @@ def register(app: typer.Typer) -> None:
         samples: Optional[Path] = typer.Option(None, "--samples", help="Generated sets: dataset .h5, .npy/.npz [M, N, D] or folder of point files."),
         refs: Optional[Path] = typer.Option(None, "--refs", help="Reference sets, same forms as --samples."),
         metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated subset of: " + ", ".join(METRIC_NAMES)),
-        split: Optional[str] = typer.Option(None, "--split", help="Split to score (train, val, test): with RUN, of its dataset (default test); else of each HDF5 input among --samples/--refs (others are read whole)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Split to score (train, val, test): with RUN, of its dataset (default test, or val when test holds no sets); else of each HDF5 input among --samples/--refs (others are read whole)."),
         samples_split: Optional[str] = typer.Option(None, "--samples-split", help="Split of an HDF5 --samples (overrides --split)."),
         refs_split: Optional[str] = typer.Option(None, "--refs-split", help="Split of an HDF5 --refs (overrides --split)."),
         max_sets: Optional[int] = typer.Option(None, "--max-sets", min=1, help="Subsample each collection to this many sets (seeded)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the subsampling."),
         emd_solver: str = typer.Option("auto", "--emd-solver", help="EMD assignment solver: auto (= auction-numba when numba is installed, error bound reported), auction-numba, scipy (exact), optax (exact), auction."),
+        emd_search: str = typer.Option("bounds", "--emd-search", help="How each set's EMD-nearest set is found: bounds (solve only the pairs that cheap lower bounds of the EMD cannot rule out; the same results, the JSON's emd_pairs_solved says how many) or all (every pair)."),
+        protocol: str = typer.Option("raw", "--protocol", help="JSD frame: raw (the sets as they are) or pointflow (samples and references moved by one shift and scale that fits the references into the grid's ball of radius 0.5). Other metrics are unchanged."),
+        checkpoint: Optional[str] = CheckpointOption,
         fmt: OutputFormat = FormatOption,
         quiet: bool = QuietOption,
     ) -> None:
         from pointset_cli.data.schema import SPLITS
+        from pointset_cli.metrics import EMD_SEARCHES, JSD_PROTOCOLS
 
         chosen = _parse_metrics(metrics)
+        if protocol not in JSD_PROTOCOLS:
+            raise UsageError(f"unknown --protocol {protocol!r}; valid: {', '.join(JSD_PROTOCOLS)}")
+        if emd_search not in EMD_SEARCHES:
+            raise UsageError(f"unknown --emd-search {emd_search!r}; valid: {', '.join(EMD_SEARCHES)}")
         for flag, value in (("--split", split), ("--samples-split", samples_split), ("--refs-split", refs_split)):
             if value is not None and value not in SPLITS:
                 raise UsageError(f"{flag}: unknown split {value!r}; choose one of {', '.join(SPLITS)}")
         if run is not None:
-            return _eval_run(run, data, split or "test", "nll" if model_nll else what, seed, max_sets, fmt, quiet,
-                            chosen)
+            return _eval_run(run, data, split, "nll" if model_nll else what, seed, max_sets, fmt, quiet,
+                            chosen, checkpoint, protocol, emd_search)
+        if checkpoint is not None:
+            raise UsageError("--checkpoint picks a checkpoint of RUN; --samples/--refs have none")
         if samples is None or refs is None:
             raise UsageError("give both --samples PATH and --refs PATH")
         from pointset_cli.data.collections import is_dataset
 
         splits = tuple(own or (split if is_dataset(path) else None)
                        for own, path in ((samples_split, samples), (refs_split, refs)))
-        result = _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, quiet)
+        result = _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, protocol, emd_search, quiet)
         if fmt == OutputFormat.json:
             print_json(result)
         else:
             _print_table(result, chosen)
+        for note in result["notes"]:
+            hint(note, quiet)
 
 
 def _parse_metrics(text: str) -> tuple[str, ...]:
@@ -93,11 +132,12 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, quiet) -> dict:
+def _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, protocol, emd_search, quiet) -> dict:
     from pointset_cli import metrics as metrics_lib
     from pointset_cli.data.collections import read_sets
     from pointset_cli.errors import InputError
     from pointset_cli.distances.assignment import SOLVERS
+    from pointset_cli.run.evaluate import outside_grid_notes
 
     if emd_solver not in SOLVERS:
         raise UsageError(f"unknown --emd-solver {emd_solver!r}; valid: {', '.join(SOLVERS)}")
@@ -113,8 +153,7 @@ def _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, quiet) -> 
             samples,
         )
     with make_progress(quiet) as bar:
-        task = bar.add_task("distances", total=None, status="")
-        return metrics_lib.generation_metrics(
+        result = metrics_lib.generation_metrics(
             s_points,
             r_points,
             sample_mask=s_mask,
@@ -123,50 +162,96 @@ def _score(samples, refs, chosen, splits, max_sets, seed, emd_solver, quiet) -> 
             seed=seed,
             max_sets=max_sets,
             emd_solver=emd_solver,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            emd_search=emd_search,
+            jsd_protocol=protocol,
+            progress=_phases(bar),
         )
+    normalization = {"samples": _normalization(samples), "refs": _normalization(refs)}
+    return {**result, "normalization": normalization, "units": metrics_lib.METRIC_UNITS, "table_scale": TABLE_SCALE,
+            "notes": outside_grid_notes({"samples": result})}
+
+
+def _normalization(path: Path) -> str:
+    """The normalisation an HDF5 dataset records; "as given" for arrays and folders (not known)."""
+    from pointset_cli.data.collections import is_dataset
+    from pointset_cli.data.schema import SetDataset
+
+    if str(path) == "-" or not is_dataset(path):
+        return "as given"
+    with SetDataset(path) as ds:
+        return ds.normalization
+
+
+def _phases(bar: Any) -> Callable[[str, int, int], None]:
+    """A (phase, done, total) callback giving each named phase its own bar: its own count, clock and
+    time left (one shared bar went back to lower counts, and its clock stopped at the first total)."""
+    tasks: dict[str, int] = {}
+
+    def report(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total, status="")
+        bar.update(tasks[phase], completed=done, total=total)
+
+    return report
+
+
+def _method(row: dict) -> str:
+    """How a generation row was computed: EMD solver and JSD grid, for a table title."""
+    parts = []
+    if "emd_solver" in row:
+        bound = row.get("emd_error_bound", 0.0)
+        parts.append(f"EMD by {row['emd_solver']}, " + ("exact" if not bound else f"each within {bound:.2g} of the optimum"))
+    if "emd_pairs_solved" in row:
+        parts.append(f"EMD-nearest sets from {row['emd_pairs_solved']:,} of {row['emd_pairs']:,} pairs "
+                     "(lower bounds rule out the rest)")
+    if "jsd_resolution" in row:
+        grid = "x".join([str(row["jsd_resolution"])] * len(row["jsd_shift"]))
+        parts.append(f"JSD on a {grid} grid in the ball of radius 0.5 ({row['jsd_protocol']} protocol)")
+    return "; ".join(parts)
 
 
 def _print_table(result: dict, chosen: tuple[str, ...]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result['n_samples']} samples vs {result['n_refs']} references, {result['n_points']} points")
+    norm = result["normalization"]
+    title = (f"{result['n_samples']} samples vs {result['n_refs']} references, {result['n_points']} points "
+             f"(normalisation: samples {norm['samples']}, references {norm['refs']}; distances in the sets' own units)")
+    table = Table(title="; ".join(filter(None, (title, _method(result)))))
     for name in chosen:
         table.add_column(UNITS[name][0], justify="right")
     table.add_row(*(f"{result[name] * UNITS[name][1]:.2f}" for name in chosen))
     out_console.print(table)
-    if "emd_solver" in result:
-        bound = result.get("emd_error_bound", 0.0)
-        how = "exact assignment" if not bound else f"auction assignment, each EMD within {bound:.2g} of the optimum"
-        err_console.print(f"EMD by {how} ({result['emd_solver']}); distances in the sets' own units.")
 
 
-def _eval_run(run: Path, data: Path | None, split: str, what: str, seed: int, max_sets: int | None,
-             fmt: OutputFormat, quiet: bool, metrics: tuple[str, ...] | None = None) -> None:
+def _eval_run(run: Path, data: Path | None, split: str | None, what: str, seed: int, max_sets: int | None,
+             fmt: OutputFormat, quiet: bool, metrics: tuple[str, ...] | None = None,
+             checkpoint: str | None = None, protocol: str = "raw", emd_search: str = "bounds") -> None:
     from pointset_cli.run import folder
     from pointset_cli.run.evaluate import evaluate_run
 
-    trained = load_run(run)
+    trained = load_run(run, checkpoint)
     with make_progress(quiet) as bar:
-        task = bar.add_task("distances", total=None, status="")
-        result = evaluate_run(trained, data, split, what, seed, max_sets, metrics=metrics,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total),
-                              notify=None if quiet else lambda line: err_console.print(line, highlight=False))
+        result = evaluate_run(trained, data, split, what, seed, max_sets, metrics=metrics, progress=_phases(bar),
+                              notify=None if quiet else lambda line: err_console.print(line, highlight=False),
+                              jsd_protocol=protocol, emd_search=emd_search)
+    result["table_scale"] = TABLE_SCALE
     folder.write_json(trained.paths.eval_json, result)
     if fmt == OutputFormat.json:
         print_json(result)
     else:
         _print_run_tables(result)
-        err_console.print(f"wrote {trained.paths.eval_json}", highlight=False)
+        err_console.print(f"scored the checkpoint of step {trained.step}; wrote {trained.paths.eval_json}",
+                          highlight=False)
 
 
 def _print_run_tables(result: dict) -> None:
     from rich.table import Table
 
-    where = f"{result['split']} split of {result['dataset']} (normalisation: {result['normalization']})"
+    where = (f"{result['split']} split of {result['dataset']} (normalisation: {result['normalization']}; "
+             "distances in its units)")
     if "reconstruction" in result:
         rec = result["reconstruction"]
-        table = Table(title=f"Reconstruction, {rec['n_sets']} sets, {where}")
+        table = Table(title=f"Reconstruction, {rec['n_sets']} sets, {where}; EMD by {rec['emd_solver']}, exact")
         for key, (title, _) in RECON_UNITS.items():
             table.add_column(title, justify="right")
         table.add_row(*(f"{rec[k] * f:.2f}" for k, (_, f) in RECON_UNITS.items()))
@@ -174,7 +259,8 @@ def _print_run_tables(result: dict) -> None:
     if "generation" in result:
         gen = result["generation"]
         names = [k for k in UNITS if k in gen["model"]]
-        table = Table(title=f"Generation, {gen['model']['n_samples']} samples vs {gen['model']['n_refs']} references, {where}")
+        title = f"Generation, {gen['model']['n_samples']} samples vs {gen['model']['n_refs']} references, {where}"
+        table = Table(title="; ".join(filter(None, (title, _method(gen["model"])))), caption=ORACLE_NOTE)
         table.add_column("")
         for name in names:
             table.add_column(UNITS[name][0], justify="right")

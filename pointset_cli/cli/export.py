@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from pointset_cli.cli._help import Command, examples
 from pointset_cli.cli._common import (
+    CheckpointOption,
     ForceOption,
     JsonOption,
     QuietOption,
@@ -22,7 +24,11 @@ WHAT = ("samples", "reconstructions", "model")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
+    @app.command("export", cls=Command, epilog=examples(
+        "pointset export runs/tspn --what model --format npz --out tspn.npz",
+        "pointset export runs/tspn --what model --format stablehlo --out tspn_hlo/",
+        "pointset export runs/tspn --what samples -n 32 --format ply --out samples/",
+    ))
     @handle_errors
     def export(
         run: Path = typer.Argument(..., help="Run folder."),
@@ -36,6 +42,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split"),
         denormalize: bool = typer.Option(False, "--denormalize", help="Sets back to the source units."),
         batch_size: int = typer.Option(16, "--batch-size", help="StableHLO: the batch size baked into the artifacts."),
+        checkpoint: str = CheckpointOption,
         force: bool = ForceOption,
         as_json: bool = JsonOption,
         quiet: bool = QuietOption,
@@ -47,7 +54,7 @@ def register(app: typer.Typer) -> None:
         if what not in WHAT:
             raise UsageError(f"--what must be one of {', '.join(WHAT)}")
         check_json_output(as_json, out)
-        trained = load_run(run)
+        trained = load_run(run, checkpoint)
         summary: dict = {"run": str(run), "step": trained.step, "what": what}
         if what == "model":
             fmt = fmt or "npz"

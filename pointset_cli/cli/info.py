@@ -7,13 +7,18 @@ from typing import Any
 
 import typer
 
+from pointset_cli.cli._help import Command, examples
 from pointset_cli.cli._common import FormatOption, OutputFormat, handle_errors, out_console, print_json
 
 BAR_WIDTH = 30
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info", help="Validate a dataset made by `pointset prepare` and summarise it, or summarise a run folder.")
+    @app.command("info", cls=Command, epilog=examples(
+        "pointset info mnist.h5",
+        "pointset info mnist.h5 --format json",
+        "pointset info runs/tspn",
+    ), help="Validate a dataset made by `pointset prepare` and summarise it, or summarise a run folder.")
     @handle_errors
     def info(
         path: Path = typer.Argument(..., help="An HDF5 dataset file, or a run folder.", show_default=False),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from pointset_cli.cli._help import Command, examples
 from pointset_cli.cli._common import (
     ForceOption,
     FormatOption,
@@ -40,7 +41,11 @@ HELP = "\n\n".join([
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("prepare", help=HELP)
+    @app.command("prepare", cls=Command, help=HELP, epilog=examples(
+        "pointset prepare data/mnist_t10k -o mnist.h5 --val-fraction 0.1 --test-fraction 0.1",
+        "pointset prepare ModelNet10/ -o mn10.h5 --points 1024 --normalize sphere --val-fraction 0.05",
+        "pointset prepare scans/*.ply -o scans.h5 --max-points 4096 --skip-bad",
+    ))
     @handle_errors
     def prepare(
         inputs: list[str] = typer.Argument(..., help="Files, folders or glob patterns.", show_default=False),

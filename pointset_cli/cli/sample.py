@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from pointset_cli.cli._help import Command, examples
 from pointset_cli.cli._common import (
+    CheckpointOption,
     ForceOption,
     JsonOption,
     QuietOption,
@@ -19,7 +21,11 @@ from pointset_cli.cli._common import (
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("sample")
+    @app.command("sample", cls=Command, epilog=examples(
+        "pointset sample runs/tspn -n 16 --render grid.png --out samples/ --format ply",
+        "pointset sample runs/tspn --reconstruct mnist.h5 --split test -n 16 --render recon.png",
+        "pointset sample runs/tspn --label 7 -n 8 --seed 1 --render sevens.png",
+    ))
     @handle_errors
     def sample(
         run: Path = typer.Argument(..., help="Run folder (from `pointset train`, or checkpoints/<name>)."),
@@ -28,13 +34,14 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="Folder for one file per set, or one .h5, .npz or .npy file holding them all."),
         fmt: str = typer.Option("ply", "--format", help="ply, npy, xyz, obj, npz or h5 (one dataset file)."),
         ascii_ply: bool = typer.Option(False, "--ascii", help="ASCII instead of binary PLY."),
-        render: Path = typer.Option(None, "--render", help="Write a grid of the sets here: .png, .pdf or .svg."),
+        render: Path = typer.Option(None, "--render", help="Write a grid of the sets here (.png, .pdf or .svg); reconstructions beside their inputs."),
         denormalize: bool = typer.Option(False, "--denormalize", help="Back to the source units."),
         label: str = typer.Option(None, "--label", help="Class name or index (conditional runs)."),
         size: int = typer.Option(None, "--size", help="Points per set (else the model's cardinality decides)."),
         temperature: float = typer.Option(1.0, "--temperature", help="Spread of the latent prior (1 = fitted)."),
         reconstruct: Path = typer.Option(None, "--reconstruct", help="Reconstruct sets of this dataset instead."),
-        split: str = typer.Option("test", "--split", help="Split for --reconstruct."),
+        split: str = typer.Option(None, "--split", help="Split for --reconstruct (default test, or val when test holds no sets)."),
+        checkpoint: str = CheckpointOption,
         force: bool = ForceOption,
         as_json: bool = JsonOption,
         quiet: bool = QuietOption,
@@ -52,7 +59,7 @@ def register(app: typer.Typer) -> None:
             picture_format(render)  # before any work: x.pdf got PNG bytes
             if render.exists() and not force:
                 raise OutputExistsError(render)
-        trained = load_run(run)
+        trained = load_run(run, checkpoint)
         if reconstruct is not None:
             sets = generate.reconstructed(trained, reconstruct, split, n, seed, denormalize)
         else:
@@ -61,14 +68,9 @@ def register(app: typer.Typer) -> None:
         if render is not None:
             from pointset_cli.render import render_sets
 
-            titles = [f"{_short(name.split('_', 1)[-1])} ({int(m.sum())})" for name, m in zip(sets.names, sets.mask, strict=True)]
-            written.append(render_sets(sets.points, sets.mask, render, titles, trained.config.data.up_axis, force))
+            written.append(render_sets(sets.points, sets.mask, render, sets.captions, trained.config.data.up_axis, force,
+                                       inputs=sets.inputs, title=sets.title))
         report_written(written, as_json, {"run": str(run), "step": trained.step, "format": fmt if out else None,
                                           "sets": len(sets.names), "sizes": sets.mask.sum(1).tolist(),
                                           "names": sets.names})
         hint(f"{len(sets.names)} sets from step {trained.step} of {run}", quiet)
-
-
-def _short(name: str, width: int = 18) -> str:
-    """A render title that fits its panel: the end of a long source name (where the set index is)."""
-    return name if len(name) <= width else "..." + name[-(width - 3):]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from pointset_cli.cli._help import Command, completer, examples
 from pointset_cli.cli._common import (
     FormatOption,
+    LineProgress,
     OutputFormat,
     QuietOption,
     err_console,
@@ -19,35 +21,65 @@ from pointset_cli.cli._common import (
     make_progress,
     print_json,
 )
-from pointset_cli.config import ModelConfig
+from pointset_cli.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from pointset_cli.errors import UsageError
 from pointset_cli.models.builtins import listed
 from pointset_cli.models.registry import MODEL_KINDS
 
 
+def loss_status(row: Mapping[str, float]) -> str:
+    """A log step's losses for the bar: `loss 1.23`, with its terms when it has several
+    (`loss 1.23 (set 1.2, size 0.03)`)."""
+    terms = [f"{k.removesuffix('_loss')} {v:.4g}" for k, v in row.items() if k.endswith("_loss")]
+    return f"loss {row['loss']:.4g}" + (f" ({', '.join(terms)})" if len(terms) > 1 else "")
+
+
 class RichReporter:
-    """The training progress bar (step, loss, steps/s, time left) on stderr."""
+    """Training progress on stderr: a bar named by the phase (compiling, training, validating, fitting
+    the prior) with the last log step's losses, the latest validation loss, steps/s and time left.
+
+    Without a terminal (a log file, a batch job) it is one plain line per log step and one per phase
+    the run enters besides training; with --quiet only messages.
+    """
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.progress = make_progress(quiet)
+        self.plain = isinstance(self.progress, LineProgress)
         self.task: Any = None
-        self.t0 = time.perf_counter()
-        self.done0 = 0
+        self.losses = self.val = self.speed = ""  # the last log step's losses and speed, the latest validation
 
     def start(self, total: int, done: int) -> None:
+        from pointset_cli.training.loop import TRAINING
+
         if done and not self.quiet:
             self.message(f"resuming from step {done} of {total}")
         self.progress.start()
-        self.task = self.progress.add_task("train", total=total, completed=done, status="")
-        self.t0, self.done0 = time.perf_counter(), done
+        self.task = self.progress.add_task(TRAINING, total=total, completed=done, status="")
 
-    def step(self, step: int, loss: float | None) -> None:
-        if loss is None:  # read back at log, eval and checkpoint steps only
-            self.progress.update(self.task, completed=step)
+    def step(self, step: int, row: Mapping[str, float] | None) -> None:
+        if row is None:  # the losses are read back at log steps only
+            if not self.plain:  # plain lines come at log steps alone
+                self.progress.update(self.task, completed=step)
             return
-        rate = (step - self.done0) / max(time.perf_counter() - self.t0, 1e-9)
-        self.progress.update(self.task, completed=step, status=f"loss {loss:.4g}  {rate:.1f} steps/s")
+        self.losses, self.speed = loss_status(row), f"{row['steps_per_s']:.1f} steps/s"
+        self.progress.update(self.task, completed=step, status=self._status())
+
+    def validation(self, step: int, loss: float) -> None:
+        self.val = f"val {loss:.4g}"
+        if not self.plain:  # a plain line shows it with the next log step's losses
+            self.progress.update(self.task, status=self._status())
+
+    def phase(self, name: str) -> None:
+        from pointset_cli.training.loop import TRAINING
+
+        if self.plain and name != TRAINING:
+            self.message(name)
+        if self.task is not None:
+            self.progress.update(self.task, description=name)
+
+    def _status(self) -> str:
+        return "  ".join(part for part in (self.losses, self.val, self.speed) if part)
 
     def message(self, text: str) -> None:
         if getattr(self.progress, "live", None) is not None and self.progress.live.is_started:
@@ -83,33 +115,37 @@ def _resolved(cfg: Any) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train")
+    @app.command("train", cls=Command, epilog=examples(
+        "pointset train mnist.h5 --model tspn --steps 2000 --run-dir runs/tspn",
+        "pointset train mnist.h5 --model dspn --loss hungarian --print-config",
+        "pointset train --config runs/tspn/config.yaml --resume",
+    ))
     @handle_errors
     def train(
         data: Path = typer.Argument(None, help="Dataset from `pointset prepare` (or data.path in --config)."),
-        model: str = typer.Option(None, "--model", "-m", help=f"Model: {', '.join(listed(*MODEL_KINDS))} (default "
+        model: str = typer.Option(None, "--model", "-m", autocompletion=completer(listed(*MODEL_KINDS)), help=f"Model: {', '.join(listed(*MODEL_KINDS))} (default "
                                   f"{ModelConfig.name}; `pointset models` describes each)."),
-        task: str = typer.Option(None, "--task", help="autoencode (set -> z -> set) or conditional (label -> set)."),
-        loss: str = typer.Option(None, "--loss", help=f"Set loss: {', '.join(listed('loss'))} "
+        task: str = typer.Option(None, "--task", help=f"autoencode (set -> z -> set) or conditional (label -> set) (default {ModelConfig.task})."),
+        loss: str = typer.Option(None, "--loss", autocompletion=completer(listed("loss")), help=f"Set loss: {', '.join(listed('loss'))} "
                                  f"(default {ModelConfig.loss})."),
-        encoder: str = typer.Option(None, "--encoder", help=f"Encoder: {', '.join(listed('encoder'))} "
+        encoder: str = typer.Option(None, "--encoder", autocompletion=completer(listed("encoder")), help=f"Encoder: {', '.join(listed('encoder'))} "
                                     "(default: the model's)."),
-        latent_dim: int = typer.Option(None, "--latent-dim", help="Latent size K."),
-        batch_size: int = typer.Option(None, "--batch-size", "-b"),
-        steps: int = typer.Option(None, "--steps", help="Total optimiser steps (also after --resume)."),
-        epochs: int = typer.Option(None, "--epochs", help="Total epochs, when --steps is not given."),
-        eval_every: int = typer.Option(None, "--eval-every", help="Validate (and keep the best) every N steps."),
-        lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
-        seed: int = typer.Option(None, "--seed"),
-        rotate_up: bool = typer.Option(None, "--rotate-up/--no-rotate-up", help="Random rotation about the up axis."),
-        jitter: float = typer.Option(None, "--jitter", help="Gaussian jitter std (normalised units)."),
-        subsample: int = typer.Option(None, "--subsample", help="Keep at most K random points per set."),
-        name: str = typer.Option(None, "--name", help="Run name (folder runs/NAME)."),
-        run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: the folder of a run's own --config, else runs/<name>)."),
+        latent_dim: int = typer.Option(None, "--latent-dim", help=f"Latent size K (default {ModelConfig.latent_dim})."),
+        batch_size: int = typer.Option(None, "--batch-size", "-b", help=f"Sets per step (default {DataConfig.batch_size})."),
+        steps: int = typer.Option(None, "--steps", help="Total optimiser steps (also after --resume; default: from --epochs)."),
+        epochs: int = typer.Option(None, "--epochs", help="Total epochs, when --steps is not given (default 10)."),
+        eval_every: int = typer.Option(None, "--eval-every", help=f"Validate (and keep the best) every N steps (default {TrainConfig.eval_every})."),
+        lr: float = typer.Option(None, "--lr", help=f"Peak learning rate (default {OptimConfig.lr:g})."),
+        seed: int = typer.Option(None, "--seed", help=f"Seeds initialisation and batches (default {TrainConfig.seed})."),
+        rotate_up: bool = typer.Option(None, "--rotate-up/--no-rotate-up", help="Random rotation about the up axis (default: off)."),
+        jitter: float = typer.Option(None, "--jitter", help=f"Gaussian jitter std, normalised units (default {DataConfig.jitter:g})."),
+        subsample: int = typer.Option(None, "--subsample", help="Keep at most K random points per set (default: all)."),
+        name: str = typer.Option(None, "--name", help="Run name (folder runs/NAME; default: a new runs/<model>-N)."),
+        run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: the folder of a run's own --config, else runs/NAME, else a new runs/<model>-N; runs/latest links to the newest)."),
         config_file: Path = typer.Option(None, "--config", help="YAML config (e.g. a run's config.yaml)."),
         sets: list[str] = typer.Option([], "--set", help="Override a config key: --set optim.lr=3e-4 (repeatable)."),
         print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the run folder where it stopped."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run folder where it stopped (without a folder named: runs/latest)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run folder."),
         devices: str = typer.Option("auto", "--devices", help="Devices to split each batch over: auto (all) or N."),
         coordinator: str = typer.Option(None, "--coordinator", envvar="JAX_COORDINATOR_ADDRESS",
@@ -130,10 +166,10 @@ def register(app: typer.Typer) -> None:
                        batch_size=batch_size, steps=steps, epochs=epochs, eval_every=eval_every, lr=lr,
                        seed=seed, rotate_up=rotate_up, jitter=jitter, subsample=subsample, name=name)
         cfg = config.resolve(config_file, sets, flags)
-        from pointset_cli.run.folder import run_of_config
+        from pointset_cli.run.folder import choose_run_dir
 
         # `--config runs/X/config.yaml` names its run: a resume continues it, anything else is refused there.
-        root = run_dir or run_of_config(config_file) or Path("runs") / cfg.run_name
+        root = choose_run_dir(run_dir, config_file, cfg.name, cfg.model.name, resume)
         saved = root / "config.yaml"
         if resume and saved.is_file():
             cfg = config.resolve(config_file, sets, flags, base_file=saved)

@@ -47,14 +47,12 @@ def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndar
 
 
 def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
-    from pointset_cli.data.schema import SPLITS, SetDataset
+    from pointset_cli.data.schema import SetDataset
 
     with SetDataset(path) as data:
         idx = data.indices(split)
         if split is not None and not len(idx):
-            counts = {name: len(data.indices(name)) for name in SPLITS}
-            held = ", ".join(f"{name} ({count})" for name, count in counts.items() if count)
-            raise InputError(f"split '{split}' holds no sets; sets are in: {held or 'no split'}", path)
+            raise InputError(f"split '{split}' holds no sets; sets are in: {data.held_splits()}", path)
         points, mask, _ = data.read(idx)
     return points, mask
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pointset_cli import __version__
+from pointset_cli.version import __version__
 from pointset_cli.data import normalize, sampling
 from pointset_cli.data.schema import SPLITS, write_dataset
 from pointset_cli.errors import InputError, PointsetError, UsageError

@@ -135,6 +135,21 @@ class SetDataset:
             return np.arange(self.n_sets, dtype=np.int64)
         return np.flatnonzero(self._split == _split_code(split)).astype(np.int64)
 
+    def scored_split(self, split: str | None = None) -> str:
+        """`split`, or by default the split `eval` and `sample --reconstruct` use: test when it
+        holds sets, else val (a dataset prepared with --val-fraction only). An unknown name is a
+        UsageError."""
+        if split is not None:
+            if split not in SPLITS:
+                raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+            return split
+        return "val" if not len(self.indices("test")) and len(self.indices("val")) else "test"
+
+    def held_splits(self) -> str:
+        """The splits that hold sets, with their counts: "train (40), val (10)" ("no split" for none)."""
+        counts = {name: len(self.indices(name)) for name in SPLITS}
+        return ", ".join(f"{name} ({count})" for name, count in counts.items() if count) or "no split"
+
     def sizes(self, split: str | None = None) -> np.ndarray:
         """int32 [m] point counts of the sets in `split`."""
         return self._sizes[self.indices(split)]

@@ -38,8 +38,9 @@ def encoder_param_count(name: str, latent_dim: int, data: DataSpec = DEFAULT_DAT
 
 
 @functools.lru_cache(maxsize=4)
-def catalog(data: DataSpec = DEFAULT_DATA) -> tuple[dict, ...]:
-    """One row per registered model: name, kind, cardinality, default encoder, description, params.
+def catalog(data: DataSpec = DEFAULT_DATA, with_params: bool = True) -> tuple[dict, ...]:
+    """One row per registered model: name, kind, cardinality, default encoder, description and,
+    `with_params`, its parameter count.
 
     Decoder rows count the whole autoencoder (decoder + its default encoder) at default sizes.
     Cached: tracing every model takes seconds and the answer only changes with the code.
@@ -47,19 +48,23 @@ def catalog(data: DataSpec = DEFAULT_DATA) -> tuple[dict, ...]:
     latent_dim = ModelConfig().latent_dim
     rows = []
     for entry in [e for kind in registry.MODEL_KINDS for e in registry.entries(kind)]:
-        model = build_model(ModelConfig(name=entry.name), data)
-        rows.append(_row(entry, entry.cardinality, entry.encoder, model_param_count(model)))
+        row = _row(entry, entry.cardinality, entry.encoder)
+        if with_params:
+            row["params"] = model_param_count(build_model(ModelConfig(name=entry.name), data))
+        rows.append(row)
     for entry in registry.entries("encoder"):
-        rows.append(_row(entry, None, None, encoder_param_count(entry.name, latent_dim, data)))
+        row = _row(entry, None, None)
+        if with_params:
+            row["params"] = encoder_param_count(entry.name, latent_dim, data)
+        rows.append(row)
     return tuple(rows)
 
 
-def _row(entry: registry.Entry, cardinality: str | None, encoder: str | None, params: int) -> dict:
+def _row(entry: registry.Entry, cardinality: str | None, encoder: str | None) -> dict:
     return {
         "name": entry.name,
         "kind": entry.kind,
         "cardinality": cardinality,
         "default_encoder": encoder,
         "description": entry.description,
-        "params": params,
     }

@@ -94,7 +94,7 @@ class TSPNDecoder(hk.Module):
 
 @registry.register(
     "decoder", "tspn", TSPNDecoderConfig,
-    "TSPN: i.i.d. sampled set transformed by attention; size classifier", cardinality="size",
+    "TSPN: i.i.d. sampled set transformed by attention; size from z or a classifier", cardinality="size",
     encoder="set_transformer",
     tiny={"init_dim": 8, "width": 16, "heads": 2, "blocks": 1, "size_hidden": (16,)},
 )

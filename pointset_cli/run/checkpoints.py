@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pointset_cli.errors import InputError, PointsetError
+from pointset_cli.errors import InputError, PointsetError, UsageError
 
 _TMP_MARK = ".orbax-checkpoint-tmp"
 
@@ -136,10 +136,12 @@ def _write_errors(path: Path) -> Iterator[None]:
         raise PointsetError(f"cannot write checkpoint: {msg}", path) from None
 
 
-def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Callable[[str], None]) -> Any | None:
+def _restore_newest(mgr: Any, directory: Path, template: Any | None, warn: Callable[[str], None],
+                    steps: list[int] | None = None) -> Any | None:
+    """The newest readable of `steps` (default: all the manager has), restored into `template`."""
     import orbax.checkpoint as ocp
 
-    steps = sorted(mgr.all_steps(), reverse=True)
+    steps = sorted(mgr.all_steps() if steps is None else steps, reverse=True)
     _quiet_failed_restores()
     for i, step in enumerate(steps):
         try:
@@ -197,22 +199,66 @@ def mismatch(template: Any, restored: Any) -> str | None:
     return None
 
 
-def load_params(root: Path, warn: Callable[[str], None]) -> tuple[Any, int]:
-    """Parameters and step of a run's best checkpoint (else its latest), without a template."""
-    for sub in ("best", "latest"):
-        directory = Path(root) / sub
-        if not directory.is_dir():
-            continue
+CHECKPOINT_CHOICES = ("best", "latest")
+
+
+def steps_in(directory: Path) -> list[int]:
+    """The steps of the checkpoints in latest/ or best/, ascending (none when it does not exist)."""
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+
+
+def _choice(checkpoint: str | int | None) -> str | int | None:
+    """--checkpoint's text (or a step as a number) -> "best", "latest", a step, or None (the default)."""
+    if checkpoint is None or checkpoint in CHECKPOINT_CHOICES or isinstance(checkpoint, int):
+        return checkpoint
+    if checkpoint.isdigit():
+        return int(checkpoint)
+    raise UsageError(f"--checkpoint must be best, latest or a step number, not {checkpoint!r}")
+
+
+def _present(steps: dict[str, list[int]]) -> str:
+    listed = "; ".join(f"{sub} {', '.join(map(str, found))}" for sub, found in steps.items() if found)
+    return f"checkpoints present: {listed or 'none'}"
+
+
+def _folders(root: Path, choice: str | int | None) -> list[str]:
+    """The checkpoint folders to read, in order: those holding the chosen step, the chosen one, or
+    by default best then latest; a choice that is not there -> usage error listing what is."""
+    present = {sub: steps_in(root / sub) for sub in CHECKPOINT_CHOICES}
+    if choice is None:
+        return [sub for sub in CHECKPOINT_CHOICES if (root / sub).is_dir()]
+    if isinstance(choice, int):
+        subs = [sub for sub in CHECKPOINT_CHOICES if choice in present[sub]]
+        if not subs:
+            raise UsageError(f"--checkpoint {choice}: no checkpoint of that step ({_present(present)})", root)
+        return subs
+    if not present[choice]:
+        raise UsageError(f"--checkpoint {choice}: the run has no {choice} checkpoint ({_present(present)})", root)
+    return [choice]
+
+
+def load_params(root: Path, warn: Callable[[str], None], checkpoint: str | int | None = None) -> tuple[Any, int]:
+    """Parameters and step of one of a run's checkpoints, without a template.
+
+    `checkpoint`: "best", "latest" (its newest readable step), a step number (in either folder), or
+    None for best when the run has one, else latest. One that is not there is a usage error listing
+    the steps present.
+    """
+    choice = _choice(checkpoint)
+    root = Path(root)
+    subs = _folders(root, choice)
+    for i, sub in enumerate(subs):
+        directory = root / sub
         corrupt = _corrupt_metrics(directory)
         if corrupt:  # read-only here: the next training session removes it
             warn(f"warning: {corrupt[0]}: checkpoint with an unreadable metrics file; "
-                 + ("using the latest checkpoint" if sub == "best" else "no other checkpoint"))
+                 + (f"using the {subs[i + 1]} checkpoint" if i + 1 < len(subs) else "no other checkpoint"))
             continue
         mgr = _manager(directory, 1, best=sub == "best", read_only=True)
         try:
-            restored = _restore_newest(mgr, directory, None, warn)
+            restored = _restore_newest(mgr, directory, None, warn, [choice] if isinstance(choice, int) else None)
         finally:
             mgr.close()
         if restored is not None:
             return restored["params"], int(restored["step"])
-    raise InputError("no readable checkpoint", root)
+    raise InputError("no readable checkpoint" + (f" of step {choice}" if isinstance(choice, int) else ""), root)

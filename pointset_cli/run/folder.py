@@ -5,6 +5,7 @@ RUN/config.yaml     resolved config (data.path relative to RUN)
 RUN/env.json        versions, devices, git commit, command line
 RUN/data.json       what sampling needs of the data: dim, n_max, classes, normalisation
 RUN/metrics.jsonl   one JSON object per log step / evaluation
+RUN/events.out.tfevents.*  the same rows as TensorBoard scalars, a file per session (run.events)
 RUN/checkpoints/    Orbax: latest/ and best/
 RUN/prior.npz       latent prior (autoencoders)
 RUN/loss.png        loss curves, refreshed at each evaluation
@@ -14,6 +15,8 @@ RUN/.pointset-run   marks a folder pointset made: the only kind `--overwrite` ma
 ```
 `sample` and `export` write their default outputs into the run too (samples/, reconstructions/,
 params.npz, stablehlo/).
+Without a folder named, `pointset train` starts runs/<model>-N; runs/latest links to the newest run
+started in runs/ (`choose_run_dir`, `point_latest`).
 No JAX here.
 """
 
@@ -34,6 +37,7 @@ from typing import Any
 
 from pointset_cli.errors import InputError, PointsetError, UsageError
 from pointset_cli.fsutil import atomic_path
+from pointset_cli.run.events import FILE_PREFIX as EVENTS_PREFIX
 
 
 def _child(name: str) -> property:
@@ -133,7 +137,8 @@ def run_lock(paths: RunPaths, warn: Callable[[str], None] = lambda text: None) -
             paths.root.rmdir()
 
 
-# What pointset itself writes in a run folder: `--overwrite` replaces a folder holding nothing else.
+# What pointset itself writes in a run folder (and EVENTS_PREFIX*): `--overwrite` replaces a folder
+# holding nothing else.
 OWN_ENTRIES = frozenset({"config.yaml", "env.json", "data.json", "metrics.jsonl", "checkpoints", "prior.npz",
                          "loss.png", "eval.json", ".lock", ".pointset-run", ".replaced", "samples",
                          "reconstructions", "params.npz", "stablehlo"})
@@ -150,6 +155,94 @@ def run_of_config(config_file: str | Path | None) -> Path | None:
         return None
     paths = RunPaths(Path(config_file).parent)
     return paths.root if Path(config_file).name == paths.config.name and is_run_folder(paths) else None
+
+
+RUNS = Path("runs")  # where `pointset train` puts a run without --run-dir (in the working folder)
+LATEST = "latest"  # RUNS/latest: a relative symlink to the newest run started there
+
+
+def new_run_dir(model: str, parent: Path = RUNS) -> Path:
+    """parent/<model>-N for a new run, N one past the highest taken (1 for the first); nothing is created.
+
+    Numbers rather than timestamps: short to type (`runs/tspn-3`), no clock or time zone, and two runs
+    started within a second still get two names. One past the highest rather than the lowest free
+    number, so a deleted run's number is never reused and a higher number is always a newer run.
+    """
+    prefix = f"{model}-"
+    taken = [int(p.name[len(prefix):]) for p in parent.iterdir()
+             if p.name.startswith(prefix) and p.name[len(prefix):].isdigit()] if parent.is_dir() else []
+    return parent / f"{prefix}{max(taken, default=0) + 1}"
+
+
+def choose_run_dir(run_dir: Path | None, config_file: Path | None, name: str, model: str, resume: bool) -> Path:
+    """The folder `pointset train` writes, the first that applies: --run-dir; the run whose own
+    config.yaml is --config; runs/NAME for a named run (config `name`, --name); with --resume, the
+    run runs/latest points at; else a new runs/<model>-N (`new_run_dir`).
+
+    It depends only on what exists before training starts, so the processes of a multi-process run,
+    which all choose before any of them creates the folder, choose the same one.
+    """
+    if run_dir is not None:
+        return Path(run_dir)
+    own = run_of_config(config_file)
+    if own is not None:
+        return own
+    if name == LATEST:
+        raise UsageError(f"the run name {LATEST!r} is kept for {RUNS / LATEST}, the link to the newest run; "
+                         "choose another --name")
+    if name:
+        return RUNS / name
+    if resume:
+        newest = latest_run()
+        if newest is None:
+            raise UsageError(f"--resume without --run-dir continues {RUNS / LATEST}, which names no run; "
+                             "give --run-dir RUN")
+        return newest
+    return new_run_dir(model)
+
+
+def latest_run(parent: Path = RUNS) -> Path | None:
+    """The run folder parent/latest links to (as parent/NAME), or None when it names no pointset run."""
+    link = parent / LATEST
+    if not link.is_symlink():
+        return None
+    target = parent / os.readlink(link)
+    return target if is_run_folder(RunPaths(target)) else None
+
+
+def _ours(link: Path) -> bool:
+    """Whether parent/latest may be replaced: absent, a link to a pointset run, or a dangling link of
+    the form pointset writes (a bare folder name: the run it named was deleted). Never a folder, a
+    file, or another link of the user's."""
+    if not link.is_symlink():
+        return not link.exists()
+    target = os.readlink(link)
+    return latest_run(link.parent) is not None or (not link.exists() and os.sep not in target)
+
+
+def point_latest(root: Path, warn: Callable[[str], None]) -> None:
+    """Make runs/latest a relative symlink to the run `root` when `root` is a pointset run folder in
+    runs/, atomically (a new link renamed over the old one, so a reader never finds none).
+
+    A runs/latest that is not pointset's link is left as it is, with one warning; where the
+    filesystem has no symlinks nothing is done, silently.
+    """
+    root = Path(root)
+    if root.name == LATEST or not root.parent.is_dir() or root.parent.resolve() != RUNS.resolve() \
+            or not is_run_folder(RunPaths(root)):
+        return
+    link = root.parent / LATEST
+    if not _ours(link):
+        warn(f"warning: {link}: not pointset's link to the newest run; left as it is")
+        return
+    tmp = root.parent / f".{LATEST}.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(root.name, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except (OSError, NotImplementedError):  # no symlinks here (some network and Windows filesystems)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def has_records(paths: RunPaths) -> bool:
@@ -169,7 +262,8 @@ def check_new_or_resume(paths: RunPaths, resume: bool, overwrite: bool, dataset:
     if not is_run_folder(paths):
         raise UsageError("exists and is not a pointset run folder; choose another --run-dir", paths.root)
     if overwrite:
-        foreign = sorted(p.name for p in paths.root.iterdir() if p.name not in OWN_ENTRIES)
+        foreign = sorted(p.name for p in paths.root.iterdir()
+                         if p.name not in OWN_ENTRIES and not p.name.startswith(EVENTS_PREFIX))
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise UsageError(f"--overwrite would delete {foreign[0]!r}{more}, which pointset did not write; "

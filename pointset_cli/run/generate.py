@@ -7,6 +7,7 @@ Shapes: n sets, S output slots, N input points (padded), D point dimension, K la
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ import numpy as np
 from pointset_cli.data.batching import Batch, fixed_batches
 from pointset_cli.errors import InputError, UsageError
 from pointset_cli.run.prior import fit_prior_by_class, load_prior, save_prior
+
+Progress = Callable[[int, int], None]  # (sets done, sets in all)
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +32,12 @@ class SetCollection:
     names: list[str]  # one file stem per set, saying where it came from
     classes: list[str]
     normalized: bool  # False after --denormalize (source units)
+    # For pictures: the heading (run, step, what the sets are), a short caption per set (where it
+    # came from, its class where known), and for reconstructions the sets they reconstruct
+    # (points [B, N, D], mask [B, N]), drawn beside them.
+    title: str = ""
+    captions: list[str] | None = None
+    inputs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def generated(run: Any, n: int, seed: int, label: str | None = None, size: int | None = None,
@@ -40,27 +53,51 @@ def generated(run: Any, n: int, seed: int, label: str | None = None, size: int |
     if denormalize:
         points = run.denormalize_generated(points)
     names = [f"sample_{i:04d}" for i in range(n)]
-    if run.config.model.task == "conditional" or label is not None:
+    captions = [f"sample {i}" for i in range(n)]
+    if run.config.model.task == "conditional" or label is not None:  # else the labels drawn mean nothing
         names = [f"{name}_{run.info['classes'][c]}" for name, c in zip(names, labels, strict=True)]
-    return SetCollection(points, mask, labels, names, run.info["classes"], not denormalize)
+        captions = [f"{text} \u00b7 class {run.info['classes'][c]}" for text, c in zip(captions, labels, strict=True)]
+    what = f"{n} samples" + (f" of class {run.info['classes'][labels[0]]}" if label is not None else "")
+    what += (f", temperature {temperature:g}" if temperature != 1 else "") + (f", {size} points each" if size else "")
+    return SetCollection(points, mask, labels, names, run.info["classes"], not denormalize,
+                         _heading(run, what), captions)
 
 
-def reconstructed(run: Any, data_path: Path | None, split: str, n: int | None, seed: int,
+def reconstructed(run: Any, data_path: Path | None, split: str | None, n: int | None, seed: int,
                   denormalize: bool = False) -> SetCollection:
-    """Reconstructions of the first `n` sets (all when None) of `split`, named after their sources."""
+    """Reconstructions of the first `n` sets (all when None) of `split` (None: SetDataset.scored_split),
+    named after their sources."""
     from pointset_cli.data.schema import SetDataset
 
     path = Path(data_path) if data_path else run.dataset_path
     with SetDataset(path) as ds:
+        split = ds.scored_split(split)
         idx = ds.indices(split)
         if n is not None:
             idx = idx[:n]
         if len(idx) == 0:
-            raise UsageError(f"split {split!r} is empty", path)
+            raise UsageError(f"split {split!r} holds no sets; sets are in: {ds.held_splits()}", path)
         rec = reconstruct_sets(run, ds, idx, seed=seed, batch_size=run.config.data.batch_size)
         points = ds.denormalize(rec["recon_points"], idx) if denormalize else rec["recon_points"]
+        inputs = ds.denormalize(rec["points"], idx) if denormalize else rec["points"]
         names = [f"recon_{i:05d}_{_stem(s)}" for i, s in zip(idx, ds.names(idx), strict=True)]
-        return SetCollection(points, rec["recon_mask"], ds.labels(None)[idx], names, list(ds.classes), not denormalize)
+        labels = ds.labels(None)[idx]
+        captions = [_caption(s) + (f" \u00b7 class {ds.classes[c]}" if len(ds.classes) > 1 else "")
+                    for s, c in zip(ds.names(idx), labels, strict=True)]
+        title = _heading(run, f"reconstructions of {len(idx)} {split} sets of {path.name}")
+        return SetCollection(points, rec["recon_mask"], labels, names, list(ds.classes), not denormalize,
+                             title, captions, (inputs, rec["mask"]))
+
+
+def _heading(run: Any, what: str) -> str:
+    """A picture's title: which run, which step, what the sets are."""
+    return f"{run.paths.root.resolve().name}, step {run.step}: {what}"
+
+
+def _caption(source: str) -> str:
+    """A short caption of a dataset set name: the set's index within its file when the file holds
+    many ("t10k-images-idx3-ubyte.gz#27" -> "#27"), else the file's stem ("chair/chair_0001.off" -> "chair_0001")."""
+    return f"#{source.split('#')[1]}" if "#" in source else Path(source).stem
 
 
 def _stem(source: str) -> str:
@@ -86,6 +123,7 @@ def sample_sets(
     size: int | None = None,
     temperature: float = 1.0,
     chunk: int = 64,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n new sets from a TrainedRun -> (points [n, S, D] f32, mask [n, S] bool, labels [n] int32).
 
@@ -93,6 +131,7 @@ def sample_sets(
     `labels`, of the mixture fitted on each class's embeddings);
     conditional models embed `labels` (uniform random classes when None); point-process models
     use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
+    `progress` gets (sets done, n) after each chunk.
     """
     import jax
     import jax.numpy as jnp
@@ -107,9 +146,14 @@ def sample_sets(
     labels = np.asarray(labels, np.int32)
     key = jax.random.PRNGKey(seed)
     chunk = min(chunk, n)
+    report = progress or _no_progress
+    report(0, n)
     if model.sample is not None:
-        outs = [model.sample(params, jax.random.fold_in(key, i), b - a, jnp.asarray(labels[a:b]))
-                for i, (a, b) in enumerate(_chunks(n, chunk))]
+        outs = []
+        for i, (a, b) in enumerate(_chunks(n, chunk)):
+            p, m = model.sample(params, jax.random.fold_in(key, i), b - a, jnp.asarray(labels[a:b]))
+            outs.append((np.asarray(p), np.asarray(m)))  # read back: the count follows finished work
+            report(b, n)
     else:
         if run.config.model.task == "conditional":
             empty = Batch(np.zeros((n, info["n_max"], info["dim"]), np.float32), np.zeros((n, info["n_max"]), bool), labels)
@@ -122,6 +166,7 @@ def sample_sets(
         for i, (a, b) in enumerate(_chunks(n, chunk)):
             p, m = decode(params, jax.random.fold_in(key, i), _pad_rows(z[a:b], chunk), sizes)
             outs.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))
+            report(b, n)
     points = np.concatenate([np.asarray(p) for p, _ in outs]).astype(np.float32)
     mask = np.concatenate([np.asarray(m) for _, m in outs]).astype(bool)
     return points, mask, labels
@@ -142,16 +187,17 @@ def _prior_latents(run: Any, n: int, rng: np.random.Generator, temperature: floa
     return mixture.sample(n, rng, temperature)
 
 
-def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64) -> dict[str, np.ndarray]:
+def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64,
+                     progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Reconstructions of dataset sets `idx` (autoencoders).
 
     Returns inputs (points [b, N, D], mask), reconstructions at the input sizes (recon_points
     [b, S, D], recon_mask: the decoder is given each set's true size, as in training), and the
     reconstructions at the sizes the model decides on its own (own_points [b, S, D], own_mask;
     pred_sizes [b] = own_mask.sum(1)). A fixed-size decoder (mlp) decides all its S slots.
+    `progress` gets (sets done, b) after each batch.
     """
     import jax
-
 
     if run.config.model.task != "autoencode":
         raise UsageError(f"reconstruction needs an autoencoder; this run's task is {run.config.model.task}")
@@ -160,6 +206,8 @@ def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_si
     key = jax.random.PRNGKey(seed)
     names = ("points", "mask", "recon_points", "recon_mask", "own_points", "own_mask", "pred_sizes")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    report = progress or _no_progress
+    report(0, len(idx))
     for i, (nb, n_real) in enumerate(fixed_batches(ds, idx, batch_size)):
         batch, k = nb, jax.random.fold_in(key, i)
         z = encode(params, batch)
@@ -167,6 +215,7 @@ def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_si
         op, om = decode(params, k, z, None)
         for name, value in zip(names, (nb.points, nb.mask, rp, rm, op, om, np.asarray(om).sum(-1))):
             parts[name].append(np.asarray(value)[:n_real])
+        report(min((i + 1) * batch_size, len(idx)), len(idx))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

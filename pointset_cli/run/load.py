@@ -53,8 +53,9 @@ def _unrecorded(given: Any, resolved: Any) -> str:
     return " and ".join(parts) or "the model's options as resolved today"
 
 
-def load_run(path: str | Path, warn: Callable[[str], None]) -> TrainedRun:
-    """Load RUN's config, data record, model and best (else latest) parameters.
+def load_run(path: str | Path, warn: Callable[[str], None], checkpoint: str | int | None = None) -> TrainedRun:
+    """Load RUN's config, data record, model and the parameters of `checkpoint` ("best", "latest",
+    a step; None: best, else latest; see checkpoints.load_params).
 
     A config.yaml that does not name every model option (written before configs recorded the
     resolved model, or before an option existed) gets the code's defaults, with one warning line.
@@ -74,7 +75,7 @@ def load_run(path: str | Path, warn: Callable[[str], None]) -> TrainedRun:
              "(an older pointset wrote it); using today's defaults")
         cfg = dataclasses.replace(cfg, model=resolved)
     model = build_model(cfg.model, data_spec(info))
-    params, step = load_params(paths.checkpoints, warn)
+    params, step = load_params(paths.checkpoints, warn, checkpoint)
     difference = mismatch(param_shapes(model), params)
     if difference is not None:
         raise InputError(f"checkpoint is not of the model config.yaml describes ({difference})", paths.checkpoints)

@@ -83,7 +83,7 @@ def _save_array(sets: SetCollection, f: Any, fmt: str, path: Path) -> None:
 
 
 def _write_h5(sets: SetCollection, path: Path, force: bool) -> None:
-    from pointset_cli import __version__
+    from pointset_cli.version import __version__
     from pointset_cli.data.schema import write_dataset
 
     n, dim = len(sets.names), sets.points.shape[-1]

@@ -8,10 +8,7 @@ from typing import Any
 
 from pointset_cli import config as config_mod
 from pointset_cli.run import folder
-
-
-def _steps(directory: Path) -> list[int]:
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+from pointset_cli.run.checkpoints import steps_in
 
 
 def summarise(path: str | Path) -> dict[str, Any]:
@@ -39,7 +36,7 @@ def summarise(path: str | Path) -> dict[str, Any]:
         "steps_done": train_rows[-1]["step"] if train_rows else 0,
         "last_loss": train_rows[-1]["loss"] if train_rows else None,
         "best": {"step": best["step"], "val_loss": best["val_loss"]} if best else None,
-        "checkpoints": {"latest": _steps(paths.checkpoints / "latest"), "best": _steps(paths.checkpoints / "best")},
+        "checkpoints": {"latest": steps_in(paths.checkpoints / "latest"), "best": steps_in(paths.checkpoints / "best")},
         "prior": paths.prior.is_file(),
         "evaluated": paths.eval_json.is_file(),
     }

@@ -4,8 +4,10 @@
 depends only on (seed, t), and the state (params, optimiser, rng, step) is checkpointed, so a run
 stopped at any checkpoint and resumed ends with exactly the parameters of one that never stopped.
 SIGINT/SIGTERM finish a checkpoint at the current step and exit 130/143; a non-finite loss stops
-the run (exit 1) before anything is saved from it. Steps run data-parallel (training.parallel): the
-batch is split over a device mesh, and with several processes only process 0 writes to the run folder.
+the run (exit 1) before anything is saved from it. Each log step and evaluation is one metrics.jsonl
+row, also written as TensorBoard scalars (run.events) unless train.tensorboard is false. Steps run
+data-parallel (training.parallel): the batch is split over a device mesh, and with several processes
+only process 0 writes to the run folder.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from pointset_cli import config as config_mod
-from pointset_cli.run import folder
+from pointset_cli.run import events, folder
 from pointset_cli.run.record import data_info, data_spec
 from pointset_cli.config import RunConfig
 from pointset_cli.data.batching import BatchStream, fixed_batches
@@ -32,9 +34,18 @@ from pointset_cli.errors import PointsetError, UsageError
 DEFAULT_EPOCHS = 10
 
 
+# What the run is doing, as Reporter.phase hears it.
+COMPILING, TRAINING, VALIDATING, FITTING_PRIOR = "compiling", "training", "validating", "fitting the prior"
+
+
 class Reporter(Protocol):
+    """What the loop tells whoever shows its progress (cli/train.py draws it; nothing here knows a terminal)."""
+
     def start(self, total: int, done: int) -> None: ...
-    def step(self, step: int, loss: float | None) -> None: ...  # loss: None where it was not read back
+    # row: a log step's metrics.jsonl row (loss, its terms, lr, steps_per_s, ...); None at other steps
+    def step(self, step: int, row: Mapping[str, float] | None) -> None: ...
+    def validation(self, step: int, loss: float) -> None: ...  # the validation loss at `step`
+    def phase(self, name: str) -> None: ...  # COMPILING, TRAINING, VALIDATING or FITTING_PRIOR
     def message(self, text: str) -> None: ...
 
 
@@ -44,7 +55,13 @@ class StderrReporter:
     def start(self, total: int, done: int) -> None:
         pass
 
-    def step(self, step: int, loss: float | None) -> None:
+    def step(self, step: int, row: Mapping[str, float] | None) -> None:
+        pass
+
+    def validation(self, step: int, loss: float) -> None:
+        pass
+
+    def phase(self, name: str) -> None:
         pass
 
     def message(self, text: str) -> None:
@@ -93,6 +110,15 @@ def validation_split(ds: Any, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
                                                f"{VALIDATION_FRACTION:.0%} of the training split, seed {seed})")
 
 
+def validation_label(ds: Any, val_idx: np.ndarray) -> str:
+    """What loss.png calls the sets each evaluation scores (`val_idx`, after train.eval_sets)."""
+    n_val = len(ds.indices("val"))
+    if not n_val:
+        return f"validation: held-out training sets ({len(val_idx)})"
+    scored = f"{n_val} sets" if len(val_idx) == n_val else f"first {len(val_idx)} of {n_val} sets"
+    return f"validation: val split ({scored})"
+
+
 def total_steps(cfg: config_mod.TrainConfig, steps_per_epoch: int) -> int:
     if cfg.steps is not None:
         return cfg.steps
@@ -135,6 +161,7 @@ class _Session:
             reporter.message(f"validation: {validation}")
         if cfg.train.eval_sets > 0:
             self.val_idx = self.val_idx[: cfg.train.eval_sets]
+        self.val_label = validation_label(ds, self.val_idx)
         self.stream = BatchStream(ds, self.train_idx, cfg.data.batch_size, cfg.train.seed, cfg.data)
         self.total = total_steps(cfg.train, self.stream.steps_per_epoch)
         self.info = {**data_info(ds, self.train_idx, paths.root), "validation": validation}
@@ -148,6 +175,7 @@ class _Session:
         self.eval_step = make_eval_step(self.model, dp)
         self.ckpt = Checkpoints(paths.checkpoints, cfg.train.max_to_keep, reporter.message) if dp.primary else None
         self.log = folder.MetricsLog(paths.metrics)
+        self.events: events.EventLog | None = None  # opened by run(), at the session's first step
         self.best: float | None = None
         self.last_saved = 0
 
@@ -184,9 +212,21 @@ class _Session:
         folder.write_json(self.paths.data_info, self.info)
         self.log.truncate_after(step)
 
+    def record(self, row: dict[str, Any]) -> None:
+        """Process 0 appends `row` to metrics.jsonl and its numbers, tagged by key, to the TensorBoard events."""
+        if not self.dp.primary:
+            return
+        self.log.append(row)
+        if self.events is not None:
+            self.events.append(row["step"], {k: v for k, v in row.items() if k not in ("step", "time")})
+
     def run(self, state: Any) -> Any:
-        step = int(state.step)
+        step = first = int(state.step)
+        if self.cfg.train.tensorboard and self.dp.primary:
+            self.events = events.EventLog(self.paths.root, first + 1)
         self.reporter.start(self.total, step)
+        if step < self.total:
+            self.reporter.phase(COMPILING)  # the first step compiles (a minute for a large model)
         pending: list[dict[str, Any]] = []  # metrics of the steps since the last log line, still on the device
         checked = 0  # how many of them have been read back and found finite
         start, log_start, log_step = time.perf_counter(), time.perf_counter(), step
@@ -194,6 +234,8 @@ class _Session:
         with _catch_signals() as signals:
             while step < self.total:
                 state, metrics = self.train_step(state, batch)
+                if step == first:  # jit compiles before the call returns
+                    self.reporter.phase(TRAINING)
                 # Read the next batch from disk while the step computes (JAX dispatches asynchronously).
                 batch = self.batch(step + 1) if step + 1 < self.total else None
                 step += 1
@@ -203,7 +245,13 @@ class _Session:
                 save = step % self.cfg.train.checkpoint_every == 0 or step == self.total
                 # Reading the loss back waits for the step to finish: only where it is used.
                 rows = self._finite(pending, checked, step) if log or evaluate or save else None
-                self.reporter.step(step, rows[-1]["loss"] if rows else None)
+                row = None
+                if log:  # the metrics.jsonl row: means over the steps since the last one
+                    now = time.perf_counter()
+                    row = {"step": step, "time": round(now - start, 3), "lr": float(self.schedule(step - 1)),
+                           "steps_per_s": round((step - log_step) / max(now - log_start, 1e-9), 3),
+                           **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
+                self.reporter.step(step, row)
                 # Processes agree on a stop at log steps only: a collective every step would cost.
                 stop = self.dp.any_process(bool(signals)) if log else bool(signals) and self.dp.n_processes == 1
                 if stop and rows is None:  # the checkpoint the stop writes must be a good one
@@ -211,13 +259,8 @@ class _Session:
                 if rows is None:
                     continue
                 checked = len(rows)
-                if log:
-                    now = time.perf_counter()
-                    row = {"step": step, "time": round(now - start, 3), "lr": float(self.schedule(step - 1)),
-                           "steps_per_s": round((step - log_step) / max(now - log_start, 1e-9), 3),
-                           **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
-                    if self.dp.primary:
-                        self.log.append(row)
+                if row is not None:
+                    self.record(row)
                     pending, checked, log_start, log_step = [], 0, now, step
                 if evaluate:
                     self.evaluate(state, step)
@@ -246,10 +289,10 @@ class _Session:
     def evaluate(self, state: Any, step: int) -> None:
         import jax
 
-        from pointset_cli.render import render_loss_curve
-
-        if not len(self.val_idx):  # a dataset without val/test sets: nothing to score
+        if not len(self.val_idx):  # a dataset without val/test sets: nothing to score, the training curve to draw
+            self.draw_losses()
             return
+        self.reporter.phase(VALIDATING)
         key = jax.random.PRNGKey(self.cfg.train.seed + 1)
         totals: dict[str, float] = {}
         count = 0
@@ -259,13 +302,21 @@ class _Session:
                 totals[k] = totals.get(k, 0.0) + float(v) * n_real
             count += n_real
         row = {"step": step, **{f"val_{k}": v / count for k, v in totals.items()}}
+        self.reporter.validation(step, row["val_loss"])
         if math.isfinite(row["val_loss"]) and (self.best is None or row["val_loss"] < self.best):
             self.best = row["val_loss"]
             if self.ckpt is not None:
                 self.ckpt.save_best(step, self.dp.to_host(state), row["val_loss"])
+        self.record(row)
+        self.draw_losses()
+        self.reporter.phase(TRAINING)
+
+    def draw_losses(self) -> None:
+        """loss.png from metrics.jsonl: each loss term, training and validation (process 0 writes it)."""
+        from pointset_cli.render import render_loss_curve
+
         if self.dp.primary:
-            self.log.append(row)
-            render_loss_curve(self.log.read(), self.paths.loss_curve)
+            render_loss_curve(self.log.read(), self.paths.loss_curve, self.val_label)
 
     def fit_prior(self) -> Path | None:
         """l-GMM on the training embeddings of the checkpoint that sampling uses (best, else latest)."""
@@ -274,6 +325,7 @@ class _Session:
         from pointset_cli.run.checkpoints import load_params
         from pointset_cli.run.generate import fit_prior
 
+        self.reporter.phase(FITTING_PRIOR)
         params, _ = load_params(self.paths.checkpoints, self.reporter.message)
         idx = self.train_idx
         if 0 < self.cfg.train.prior_sets < len(idx):
@@ -327,6 +379,8 @@ def train(
                 raise
             if replacing:
                 folder.discard_replaced(paths)
+            if primary:  # the run has started: runs/latest now names it
+                folder.point_latest(paths.root, reporter.message)
             try:
                 state = session.run(state)
             finally:

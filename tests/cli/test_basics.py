@@ -49,3 +49,63 @@ def test_help_texts_keep_their_defaults_in_words():
     out = subprocess.run([sys.executable, "-m", "pointset_cli", "prepare", "--help"], capture_output=True, text=True,
                          env={**os.environ, "COLUMNS": "200"})
     assert "global (default: sphere; none for MNIST)" in out.stdout and "up to N (default 2048)" in out.stdout
+
+
+COMMANDS = ("prepare", "info", "train", "sample", "eval", "export", "models")
+
+
+def _help(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "pointset_cli", *args, "--help"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_help_gives_flags_no_type_and_ends_with_examples_that_parse():
+    import shlex
+
+    import typer.main
+
+    from pointset_cli.cli import app
+
+    group = typer.main.get_command(app)
+    assert "<bool>" not in _help()
+    for name in COMMANDS:
+        text = _help(name)
+        assert "<bool>" not in text, name
+        examples = [line.strip() for line in text[text.index("Examples:"):].splitlines()[1:] if line.strip()]
+        assert 2 <= len(examples) <= 3 and all(e.startswith(f"pointset {name} ") or e == f"pointset {name}"
+                                               for e in examples), (name, examples)
+        for example in examples:
+            # Every option an example uses exists and takes what it is given (the command does not run).
+            command = group.commands[name]
+            command.make_context(name, shlex.split(example)[2:])
+
+
+def test_train_help_states_the_config_defaults():
+    from pointset_cli.config import DataConfig, ModelConfig
+
+    text = " ".join(_help("train").split())
+    assert f"(default {ModelConfig.latent_dim})" in text and f"(default {DataConfig.batch_size})" in text
+    assert "(default chamfer)" in text and "(default tspn;" in text
+
+
+def test_shell_completion_completes_commands_and_model_names():
+    def complete(words: str, index: int) -> list[str]:
+        env = {**os.environ, "_POINTSET_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        out = subprocess.run([sys.executable, "-m", "pointset_cli"], capture_output=True, text=True, env=env)
+        return out.stdout.split()
+
+    assert "--install-completion" in _help()
+    assert complete("pointset tr", 1) == ["train"]
+    assert complete("pointset train --model ts", 3) == ["tspn"]
+    assert complete("pointset train --encoder ", 3) == ["deepsets", "set_transformer"]
+
+
+def test_install_completion_as_readme_shows(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pointset_cli", "--install-completion", "bash"], capture_output=True,
+                         text=True, env={**os.environ, "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    script = (tmp_path / ".bash_completions" / "pointset.sh").read_text()
+    assert "_POINTSET_COMPLETE=complete_bash" in script
+    assert str(tmp_path / ".bash_completions" / "pointset.sh") in (tmp_path / ".bashrc").read_text()

@@ -19,10 +19,57 @@ def test_eval_npy_json_matches_library(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     got = json.loads(result.stdout)
     want = metrics.generation_metrics(s, r)
-    assert set(got) == set(want)
+    assert set(got) == set(want) | {"normalization", "units", "table_scale", "notes"}
     for key in metrics.GENERATION_METRICS:
         assert abs(got[key] - want[key]) < 1e-6
     assert (got["n_samples"], got["n_refs"], got["n_points"]) == (6, 6, 24)
+    # How it was computed: the units, the table's factors, the EMD solver, the JSD grid and frame.
+    assert got["normalization"] == {"samples": "as given", "refs": "as given"}
+    assert got["units"]["mmd_cd"] == "squared units" and got["table_scale"]["mmd_cd"] == 1e3
+    assert got["emd_solver"] == want["emd_solver"] and (got["jsd_resolution"], got["jsd_protocol"]) == (28, "raw")
+
+
+def test_eval_table_title_says_how_and_a_note_warns_of_points_outside_the_jsd_grid(cli, tmp_path, tiny_mnist):
+    """MNIST digits lie in [0, 1]^2: most of their points are outside JSD's ball of radius 0.5."""
+    args = ["eval", "--samples", tiny_mnist, "--samples-split", "val", "--refs", tiny_mnist, "--refs-split", "test",
+            "--metrics", "mmd_cd,jsd"]
+    result = cli(args)
+    assert result.exit_code == 0, result.stderr
+    title = " ".join(result.stdout.split())
+    assert ("10 samples vs 10 references" in title and "normalisation: samples none, references none" in title
+            and "JSD on a 28x28 grid in the ball of radius 0.5 (raw protocol)" in title)
+    assert "JSD: points outside its grid" in result.stderr and "--protocol pointflow" in result.stderr
+    fitted = cli([*args, "--protocol", "pointflow", "--format", "json"])
+    report = json.loads(fitted.stdout)
+    assert report["jsd_outside_refs"] == 0.0 and report["jsd_protocol"] == "pointflow" and report["jsd_scale"] > 0.6
+    assert "JSD: points outside" not in fitted.stderr
+    bad = cli([*args, "--protocol", "pointfl0w"])
+    assert bad.exit_code == 2 and "unknown --protocol 'pointfl0w'" in bad.stderr
+
+
+def test_each_phase_of_the_progress_has_its_own_count_and_clock(capsys, monkeypatch):
+    """One shared bar went back to lower counts, and once a count reached its total the bar's clock
+    stopped and its time left read 0:00:00 for every later phase."""
+    from pointset_cli.cli import _common
+    from pointset_cli.cli.evaluate import _phases
+
+    bar = _common.make_progress(quiet=True)  # rich's Progress, not drawn
+    report = _phases(bar)
+    for phase, done, total in (("CD pairs", 0, 10), ("CD pairs", 10, 10), ("EMD pairs", 0, 4), ("EMD pairs", 2, 4)):
+        report(phase, done, total)
+    cd, emd = bar.tasks
+    assert (cd.description, cd.finished, emd.description, emd.completed, emd.finished) == (
+        "CD pairs", True, "EMD pairs", 2, False)
+    assert emd.finished_time is None and emd.time_remaining != 0.0
+    # Without a terminal: plain lines, each naming its phase.
+    monkeypatch.setattr(_common, "QUIET_SECONDS", 0.0)
+    report = _phases(_common.LineProgress())
+    report("generation, model: CD pairs", 0, 10)
+    report("generation, model: CD pairs", 10, 10)
+    report("generation, oracle: CD pairs", 5, 10)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("generation, model: CD pairs 10/10") and lines[1].startswith(
+        "generation, oracle: CD pairs 5/10") and len(lines) == 2
 
 
 def test_eval_folder_of_pcd_files_table_and_subset(cli, tmp_path, bundled_data):
@@ -109,3 +156,23 @@ def test_split_applies_to_the_hdf5_inputs_only_and_an_empty_split_says_where_set
         assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "unknown split 'tset'" in cli(["eval", "--samples", tmp_path / "samples.npy", "--refs", tiny_mnist,
                                           "--split", "tset"]).stderr
+
+
+def test_eval_finds_emd_neighbours_by_bounds_with_the_all_pairs_results(cli, tmp_path):
+    from pointset_testing.setdata import modelnet_chairs
+
+    chairs = np.stack(modelnet_chairs(12, 96, np.random.default_rng(3)))
+    np.save(tmp_path / "s.npy", chairs[:6])
+    np.save(tmp_path / "r.npy", chairs[6:])
+    args = ["eval", "--samples", tmp_path / "s.npy", "--refs", tmp_path / "r.npy", "--metrics",
+            "mmd_emd,cov_emd,nna_emd", "--emd-solver", "scipy"]
+    bounded = json.loads(cli([*args, "--format", "json"]).stdout)
+    every = json.loads(cli([*args, "--format", "json", "--emd-search", "all"]).stdout)
+    for key in ("mmd_emd", "cov_emd", "nna_emd"):
+        assert bounded[key] == every[key], key
+    assert bounded["emd_pairs"] == 36 + 2 * 15 and bounded["emd_pairs_solved"] < bounded["emd_pairs"]
+    assert "emd_pairs_solved" not in every
+    table = " ".join(cli(args).stdout.split())
+    assert f"EMD-nearest sets from {bounded['emd_pairs_solved']} of 66 pairs" in table
+    bad = cli([*args, "--emd-search", "some"])
+    assert bad.exit_code == 2 and "unknown --emd-search 'some'" in bad.stderr

@@ -6,7 +6,7 @@ import json
 
 
 def test_models_json_lists_every_model_with_parameter_counts(cli):
-    result = cli(["models", "--format", "json"])
+    result = cli(["models", "--params", "--format", "json"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     rows = {row["name"]: row for row in doc["models"]}
@@ -24,8 +24,31 @@ def test_models_json_lists_every_model_with_parameter_counts(cli):
     assert doc["data"] == {"dim": 2, "n_max": 342, "n_classes": 10}
 
 
-def test_models_table(cli):
+def test_models_without_params_traces_nothing(cli, monkeypatch):
+    from pointset_cli.models import catalog
+
+    def no_tracing(*args, **kwargs):
+        raise AssertionError("listing the models traced one")
+
+    monkeypatch.setattr(catalog, "model_param_count", no_tracing)
+    monkeypatch.setattr(catalog, "encoder_param_count", no_tracing)
+    catalog.catalog.cache_clear()
+    result = cli(["models", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["models"]
+    assert {"mlp", "tspn", "gast", "set_transformer"} <= {row["name"] for row in rows}
+    assert all("params" not in row and row["description"] for row in rows)
+
+
+def test_models_table_keeps_names_whole_at_80_columns(cli, monkeypatch):
+    from pointset_cli.cli import _common
+
+    monkeypatch.setattr(_common.out_console, "_width", 80)
     result = cli(["models"])
     assert result.exit_code == 0, result.stderr
-    for name in ("mlp", "rnn", "dspn", "tspn", "slot", "queries", "deepsets"):
-        assert name in result.stdout
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name in ("mlp", "rnn", "dspn", "tspn", "slot", "queries", "set_transformer"):
+        # Each name whole on its own row, once among the facts and once beside its description.
+        assert sum(line.split()[:1] == [name] for line in lines) == 2, name
+    assert "gradient descent on a set" in result.stdout

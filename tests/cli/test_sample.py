@@ -89,6 +89,32 @@ def test_reconstruct_names_sets_by_source(cli, shipped_run, tiny_mnist, tmp_path
     assert names[0].startswith("recon_00050_t10k-images-idx3-ubyte_50") and len(names) == 3
 
 
+def _svg_panels_and_texts(path: Path) -> tuple[int, str]:
+    """(panels, every text) of a matplotlib SVG: one <g id="axes_N"> per panel, each text in a comment."""
+    svg = path.read_text()
+    return svg.count('<g id="axes_'), "\n".join(part.split("-->")[0] for part in svg.split("<!--")[1:])
+
+
+def test_a_reconstruction_render_shows_inputs_beside_outputs_under_a_title(cli, shipped_run, tiny_mnist, tmp_path):
+    """The render drew the outputs alone, untitled, with source names cut to '...es-idx3-ubyte_1'."""
+    from pointset_cli.data.schema import SetDataset
+
+    result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "3",
+                  "--render", tmp_path / "r.svg", "-q"])
+    assert result.exit_code == 0, result.stderr
+    panels, texts = _svg_panels_and_texts(tmp_path / "r.svg")
+    assert panels == 6  # input and reconstruction for each of 3 sets
+    assert "mnist_tspn, step 5000: reconstructions of 3 test sets of tiny.h5" in texts
+    with SetDataset(tiny_mnist) as ds:
+        first = ds.indices("test")[0]  # digit 50 of the t10k file
+        label = ds.classes[ds.labels()[first]]
+    assert f"#{first} · class {label}: input" in texts and "reconstruction, " in texts
+    result = cli(["sample", shipped_run, "-n", "2", "--label", "7", "--render", tmp_path / "s.svg", "-q"])
+    assert result.exit_code == 0, result.stderr
+    panels, texts = _svg_panels_and_texts(tmp_path / "s.svg")
+    assert panels == 2 and "mnist_tspn, step 5000: 2 samples of class 7" in texts and "sample 1 · class 7" in texts
+
+
 def test_not_a_run_folder(cli, tmp_path):
     result = cli(["sample", tmp_path])
     assert result.exit_code == 1 and "not a run folder" in result.stderr
@@ -216,3 +242,54 @@ def test_json_summary_of_sample_and_export(cli, shipped_run, tmp_path):
                                                          "files": [str(tmp_path / "e.npz")]}
     result = cli(["sample", shipped_run, "-n", "2", "--format", "npz", "-o", "-", "--json"])
     assert result.exit_code == 2 and "both write to stdout" in result.stderr
+
+
+def test_a_checkpoint_the_run_lacks_is_one_line_listing_the_steps_present(cli, shipped_run, tmp_path):
+    """sample, eval and export read one checkpoint, --checkpoint best|latest|STEP (the shipped run keeps best/5000)."""
+    for command in (["sample", shipped_run, "-n", "1"], ["eval", shipped_run, "--what", "recon"],
+                    ["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz"]):
+        for choice, text in (("latest", "the run has no latest checkpoint (checkpoints present: best 5000)"),
+                             ("12", "--checkpoint 12: no checkpoint of that step (checkpoints present: best 5000)"),
+                             ("last", "--checkpoint must be best, latest or a step number, not 'last'")):
+            result = cli([*command, "--checkpoint", choice])
+            assert result.exit_code == 2 and text in result.stderr, (command, choice, result.stderr)
+            assert len(result.stderr.strip().splitlines()) == 1
+    result = cli(["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz", "--checkpoint", "5000", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["step"] == 5000, result.stderr
+    result = cli(["eval", "--samples", tmp_path / "p.npz", "--refs", tmp_path / "p.npz", "--checkpoint", "best"])
+    assert result.exit_code == 2 and "--checkpoint picks a checkpoint of RUN" in result.stderr
+
+
+@pytest.mark.slow
+def test_checkpoint_picks_best_latest_or_a_step(cli, tiny_mnist, tmp_path):
+    import shutil
+
+    from pointset_cli import config
+    from pointset_cli.training.loop import train
+    from pointset_testing.tinydata import TINY_MODEL
+
+    run = tmp_path / "run"
+    train(config.resolve(None, [*TINY_MODEL, "train.steps=4"], {"data.path": str(tiny_mnist)}), run)
+    shutil.rmtree(run / "checkpoints" / "latest" / "4")  # latest/ now holds step 2 alone, best/ step 4
+
+    def exported(*choice):
+        out = tmp_path / f"p{'-'.join(choice)}.npz"
+        result = cli(["export", run, "--what", "model", "-o", out, "--json", *choice])
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["step"], dict(np.load(out))
+
+    default, best, latest, two = exported(), exported("--checkpoint", "best"), \
+        exported("--checkpoint", "latest"), exported("--checkpoint", "2")
+    assert (default[0], best[0], latest[0], two[0]) == (4, 4, 2, 2)  # default: best when the run has one
+    assert any((default[1][k] != latest[1][k]).any() for k in default[1])
+    assert all((latest[1][k] == two[1][k]).all() for k in latest[1])
+    sampled = cli(["sample", run, "-n", "2", "-o", tmp_path / "s", "--checkpoint", "latest", "--json"])
+    assert sampled.exit_code == 0 and json.loads(sampled.stdout)["step"] == 2, sampled.stderr
+    assert "2 sets from step 2 of" in sampled.stderr
+    scored = cli(["eval", run, "--what", "recon", "--checkpoint", "2", "--format", "json", "-q"])
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["step"] == 2, scored.stderr
+    table = cli(["eval", run, "--what", "recon", "--checkpoint", "best", "-q"])
+    assert table.exit_code == 0 and "scored the checkpoint of step 4;" in table.stderr, table.stderr
+    missing = cli(["sample", run, "--checkpoint", "3"])
+    assert missing.exit_code == 2
+    assert "no checkpoint of that step (checkpoints present: best 4; latest 2)" in missing.stderr

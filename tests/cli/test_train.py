@@ -153,3 +153,96 @@ def test_a_dataset_with_sets_too_large_to_train_is_refused_in_one_line(cli, tmp_
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "largest set has 5,000 points; training takes sets of at most 1,000 (data.max_set_points)" in result.stderr
     assert not run.exists()
+
+
+@pytest.mark.slow
+def test_runs_without_run_dir_get_their_own_folders_and_resume_continues_the_newest(cli, tiny_mnist, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folders = []
+    for _ in range(2):
+        result = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--format", "json", "-q"])
+        assert result.exit_code == 0, result.stderr
+        folders.append(json.loads(result.stdout)["run_dir"])
+    assert folders == ["runs/mlp-1", "runs/mlp-2"]  # the second no longer refused for runs/<model>
+    assert os.readlink(tmp_path / "runs" / "latest") == "mlp-2"
+    resumed = cli(["train", "--resume", "--steps", "3", "--format", "json", "-q"])
+    assert resumed.exit_code == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["run_dir"] == "runs/mlp-2" and summary["resumed_from"] == 2 and summary["steps"] == 3
+    named = cli(["train", tiny_mnist, *SETS, "--steps", "2", "--name", "mlp-1"])
+    assert named.exit_code == 2 and "run folder exists (use --resume" in named.stderr  # a name is that folder
+
+
+def _log_row(step, **losses):
+    return {"step": step, "time": 1.0, "lr": 1e-3, "steps_per_s": 12.5, "grad_norm": 3.0, **losses}
+
+
+def test_plain_reporter_prints_a_line_per_log_step_with_the_latest_validation_and_names_phases(capsys):
+    from pointset_cli.cli.train import RichReporter
+    from pointset_cli.training.loop import COMPILING, FITTING_PRIOR, TRAINING, VALIDATING
+
+    reporter = RichReporter(quiet=False)  # stderr is not a terminal under pytest: plain lines
+    reporter.start(10, 0)
+    for call, *args in [("phase", COMPILING), ("step", 1, None), ("phase", TRAINING),
+                        ("step", 2, _log_row(2, loss=1.5, set_loss=1.2, size_loss=0.3)), ("step", 3, None),
+                        ("phase", VALIDATING), ("validation", 3, 0.75), ("phase", TRAINING),
+                        ("step", 4, _log_row(4, loss=1.25, set_loss=1.25)), ("phase", FITTING_PRIOR)]:
+        getattr(reporter, call)(*args)
+    reporter.stop()
+    lines = capsys.readouterr().err.splitlines()
+    assert [lines[0], lines[2], lines[4]] == ["compiling", "validating", "fitting the prior"] and len(lines) == 5
+    assert lines[1].startswith("training 2/10  loss 1.5 (set 1.2, size 0.3)  12.5 steps/s  ") and "left" in lines[1]
+    assert lines[3].startswith("training 4/10  loss 1.25  val 0.75  12.5 steps/s  ") and "left" in lines[3]
+
+
+def test_live_bar_names_the_phase_and_shows_the_latest_validation(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from pointset_cli.cli import _common
+    from pointset_cli.cli.train import RichReporter
+    from pointset_cli.training.loop import COMPILING, FITTING_PRIOR, TRAINING, VALIDATING
+
+    monkeypatch.setattr(_common, "err_console", Console(file=io.StringIO(), force_terminal=True, width=200))
+    reporter = RichReporter(quiet=False)
+    reporter.start(10, 0)
+    [task] = reporter.progress.tasks
+    shown = lambda: (task.description, task.completed, task.fields["status"])  # noqa: E731
+    reporter.phase(COMPILING)
+    assert shown() == ("compiling", 0, "")
+    reporter.phase(TRAINING)
+    reporter.step(2, _log_row(2, loss=1.5, set_loss=1.2, size_loss=0.3))
+    assert shown() == ("training", 2, "loss 1.5 (set 1.2, size 0.3)  12.5 steps/s")
+    reporter.step(3, None)
+    reporter.phase(VALIDATING)
+    reporter.validation(3, 0.75)
+    assert shown() == ("validating", 3, "loss 1.5 (set 1.2, size 0.3)  val 0.75  12.5 steps/s")
+    reporter.phase(FITTING_PRIOR)
+    assert shown()[0] == "fitting the prior"
+    reporter.stop()
+
+
+@pytest.mark.slow
+def test_train_without_a_terminal_logs_each_log_step_and_writes_tensorboard_events(cli, tiny_mnist, tmp_path):
+    from pointset_testing.events import event_files, scalars_by_step
+
+    run = tmp_path / "run"
+    result = cli(["train", tiny_mnist, *SETS, "--steps", "4", "--run-dir", run])  # log every 2, validate every 3
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    logged = [line for line in lines if line.startswith("training ")]
+    assert [line.split()[1] for line in logged] == ["2/4", "4/4"]
+    assert all("  loss " in line and " steps/s  " in line for line in logged)
+    assert "val " not in logged[0] and "  val " in logged[1] and "left" in logged[0]
+    assert [line for line in lines if line in ("compiling", "validating", "fitting the prior")] == [
+        "compiling", "validating", "validating", "fitting the prior"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(event_files(run)) == 1
+    for key in ("loss", "val_loss", "lr"):
+        assert scalars_by_step(run, key) == pytest.approx({r["step"]: r[key] for r in rows if key in r}, rel=1e-6)
+    off = cli(["train", tiny_mnist, *SETS, "--steps", "1", "--run-dir", tmp_path / "off", "-q",
+               "--set", "train.tensorboard=false"])
+    assert off.exit_code == 0, off.stderr
+    assert not event_files(tmp_path / "off") and (tmp_path / "off" / "metrics.jsonl").is_file()

@@ -122,3 +122,18 @@ def test_a_dataset_file_that_reaches_outside_itself_is_refused(tmp_path, digits,
         result = cli(command)
         assert result.exit_code == 1 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_the_scored_split_is_test_else_val(tmp_path):
+    """What `eval RUN` and `sample --reconstruct` score without --split (a dataset prepared with
+    --val-fraction alone has no test split)."""
+    from pointset_cli.errors import UsageError
+    from pointset_testing.tinydata import make_tiny_mnist
+
+    for name, kw, default, held in (("all.h5", {}, "test", "train (40), val (10), test (10)"),
+                                    ("no_test.h5", {"no_test": True}, "val", "train (50), val (10)"),
+                                    ("no_val.h5", {"no_val": True}, "test", "train (50), test (10)")):
+        with SetDataset(make_tiny_mnist(tmp_path / name, **kw)) as ds:
+            assert (ds.scored_split(), ds.scored_split("train"), ds.held_splits()) == (default, "train", held)
+            with pytest.raises(UsageError, match="unknown split 'tset'; choose one of train, val, test"):
+                ds.scored_split("tset")

@@ -27,9 +27,11 @@ def _default_sigint() -> None:
 def _interrupt_at_first_progress_line(args: list, cwd: Path) -> None:
     proc = start(args, cwd, preexec=_default_sigint)
     seen = []
-    while not (seen and seen[-1].startswith("distances ")):  # after the plan line ("scoring N sets ...")
+    # A distance pass's line ("CD pairs 9,000/90,000  0:00:03 elapsed ..."), after the plan line and
+    # the lines of earlier phases (decoding sets).
+    while not (seen and " pairs" in seen[-1] and " elapsed" in seen[-1]):
         seen.append(proc.stderr.readline())
-        assert seen[-1] and len(seen) <= 3, "".join(seen) + proc.communicate(timeout=60)[1]
+        assert seen[-1] and len(seen) <= 30, "".join(seen) + proc.communicate(timeout=60)[1]
     proc.send_signal(signal.SIGINT)
     out, rest = proc.communicate(timeout=120)  # the pass would take minutes more
     assert proc.returncode == 130, rest  # was -6 ("terminate called without an active exception") for eval RUN

@@ -103,3 +103,71 @@ def test_retrieval_accuracy_counts_reconstructions_strictly_nearest_their_own_in
     assert metrics.retrieval_accuracy(metrics.pairwise_cd(inputs + 0.01, inputs)) == 1.0
     with pytest.raises(ValueError, match="square"):
         metrics.retrieval_accuracy(np.zeros((2, 3)))
+
+
+def test_one_nna_breaks_a_tie_toward_the_lower_index_samples_first():
+    # Reference r0 is as near sample s0 as reference r1 (distance 1): the lower joint index, s0,
+    # is its neighbour, so r0 counts as misclassified (with the higher index it would count right).
+    d_ss, d_sr, d_rr = np.zeros((1, 1)), np.array([[1.0, 2.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert metrics.one_nna(d_ss, d_sr, d_rr) == pytest.approx(1 / 3)  # s0 -> r0 wrong, r0 -> s0 wrong, r1 -> r0 right
+
+
+def test_jsd_reports_points_outside_its_grid_and_the_pointflow_protocol_fits_the_references():
+    """Sphere-normalised chairs (radius 1) lie half outside the grid's ball of radius 0.5."""
+    chairs = np.stack(modelnet_chairs(10, 512, np.random.default_rng(6)))
+    assert 0.4 < metrics.outside_grid(chairs) < 0.6
+    raw = metrics.generation_metrics(chairs[:5], chairs[5:], metrics=("jsd",))
+    assert raw["jsd_protocol"] == "raw" and raw["jsd_scale"] == 1.0 and raw["jsd_resolution"] == 28
+    assert raw["jsd_outside_refs"] > 0.4 and raw["jsd_outside_samples"] > 0.3
+    fit = metrics.generation_metrics(chairs[:5], chairs[5:], metrics=("jsd",), jsd_protocol="pointflow")
+    assert fit["jsd_outside_refs"] == 0.0 and fit["jsd_outside_samples"] < 0.01
+    assert 0.45 < fit["jsd_scale"] < 0.55  # radius 1 -> 0.5
+    shift, factor = metrics.grid_fit(chairs[5:])
+    assert fit["jsd"] == pytest.approx(metrics.jsd((chairs[:5] - shift) * factor, (chairs[5:] - shift) * factor))
+    # MNIST-like sets in [0, 1]^2: the fit moves them to the origin too.
+    square = np.random.default_rng(7).uniform(0, 1, size=(4, 50, 2))
+    shift, factor = metrics.grid_fit(square)
+    assert np.allclose(shift, 0.5, atol=0.05) and metrics.outside_grid((square - shift) * factor) == 0.0
+    with pytest.raises(ValueError, match="protocol"):
+        metrics.generation_metrics(chairs[:2], chairs[2:4], metrics=("jsd",), jsd_protocol="pointfl0w")
+
+
+def test_progress_names_each_pass_and_never_counts_back():
+    rng = np.random.default_rng(8)
+    s, r = rng.normal(size=(2, 5, 16, 3)).astype(np.float32)
+    calls = []
+    metrics.generation_metrics(s, r, metrics=("mmd_cd", "nna_cd", "mmd_emd"), emd_solver="scipy", emd_search="all",
+                               progress=lambda phase, done, total: calls.append((phase, done, total)))
+    want = metrics.distance_pairs(("mmd_cd", "nna_cd", "mmd_emd"), 5, 5)
+    assert [c[0] for c in calls] == sorted((c[0] for c in calls), key=["CD pairs", "EMD pairs"].index)
+    for phase, kind in (("CD pairs", "cd"), ("EMD pairs", "emd")):
+        counts = [done for p, done, total in calls if p == phase]
+        assert counts[0] == 0 and counts[-1] == want[kind] and counts == sorted(counts)
+        assert {total for p, _, total in calls if p == phase} == {want[kind]}
+    # Searching by bounds counts the sets whose nearest set is known instead of EMD pairs.
+    calls.clear()
+    metrics.generation_metrics(s, r, metrics=("mmd_emd",), emd_solver="scipy",
+                               progress=lambda phase, done, total: calls.append((phase, done, total)))
+    counts = [done for p, done, total in calls if p == "EMD nearest sets"]
+    assert counts == sorted(counts) and counts[-1] == 5 and {c[2] for c in calls} == {5}
+
+
+@pytest.mark.parametrize("solver", ["auction-numba", "scipy"])
+def test_emd_metrics_by_bounds_equal_all_pairs_exactly_with_ties(solver):
+    """The search solves only the pairs lower bounds cannot rule out; MMD, COV and 1-NNA are still
+    those of every pair, to the last bit, also where a sample copies a reference or another sample."""
+    rng = np.random.default_rng(11)
+    chairs = modelnet_chairs(14, 128, rng)
+    samples, refs = chairs[:7], chairs[7:]
+    samples[3] = refs[2].copy()  # a sample at distance 0 from a reference
+    samples[5] = samples[1].copy()  # two equal samples
+    samples, s_mask = pad_with_garbage(samples, rng, 140)
+    refs, r_mask = pad_with_garbage(refs, rng, 140)
+    names = ("mmd_emd", "cov_emd", "nna_emd")
+    kw = dict(sample_mask=s_mask, ref_mask=r_mask, metrics=names, emd_solver=solver)
+    everything = metrics.generation_metrics(samples, refs, emd_search="all", **kw)
+    pruned = metrics.generation_metrics(samples, refs, emd_search="bounds", **kw)
+    for name in names:
+        assert pruned[name] == everything[name], name
+    assert pruned["emd_pairs"] == 7 * 7 + 2 * 21 and 0 < pruned["emd_pairs_solved"] < pruned["emd_pairs"]
+    assert "emd_pairs_solved" not in everything

@@ -18,15 +18,16 @@ TINY_MODEL = [
 
 
 def make_tiny_mnist(path: Path, n: int = 60, threshold: int = 200, all_test: bool = False,
-                    no_val: bool = False) -> Path:
+                    no_val: bool = False, no_test: bool = False) -> Path:
     """The first `n` digits (pixels above `threshold`), split 4:1:1 into train/val/test (all test with
-    `all_test`; 5:0:1 with `no_val`)."""
+    `all_test`; 5:0:1 with `no_val`; 5:1:0 with `no_test`, as `prepare --val-fraction` alone makes)."""
     from pointset_cli.data.schema import write_dataset
     from pointset_cli.io.mnist import image_to_set, read_mnist
 
     images, labels = read_mnist(BUNDLED_MNIST)
     sets = [image_to_set(img, threshold) for img in images[:n]]
-    counts = [0, 0, n] if all_test else [n - n // 6, 0, n // 6] if no_val else [n - 2 * (n // 6), n // 6, n // 6]
+    counts = ([0, 0, n] if all_test else [n - n // 6, 0, n // 6] if no_val else [n - n // 6, n // 6, 0] if no_test
+              else [n - 2 * (n // 6), n // 6, n // 6])
     split = np.repeat([0, 1, 2], counts).astype(np.uint8)
     write_dataset(
         path, sets, labels[:n], [f"t10k-images-idx3-ubyte.gz#{i}" for i in range(n)], split,

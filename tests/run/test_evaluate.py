@@ -46,8 +46,9 @@ def test_the_plan_line_counts_the_pairs_scoring_computes():
 
     # 1,000 sets: paired CDs + the 1,000 x 1,000 retrieval matrix; per generation row s-r, s-s, r-r.
     line = plan_line(1000, "test", True, True, ("mmd_cd", "nna_cd", "mmd_emd"), True, True)
-    assert line == ("scoring 1,000 sets of the test split: 4,999,000 Chamfer and 2,001,000 EMD pairs; "
+    assert line == ("scoring 1,000 sets of the test split: 4,999,000 Chamfer and at most 2,001,000 EMD pairs; "
                     "--max-sets N scores a seeded subset")
+    assert "and 2,001,000 EMD pairs" in plan_line(1000, "test", True, True, ("mmd_emd",), True, True, "all")
     # Sizes vary: no EMD matrices; 5,000 sets: retrieval on 1,000 of them only.
     assert plan_line(5000, "val", True, True, ("mmd_emd", "cov_cd"), False, False) == (
         "scoring 5,000 sets of the val split: 51,005,000 Chamfer and 5,000 EMD pairs")

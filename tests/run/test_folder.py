@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -84,3 +85,86 @@ def test_metrics_log_truncates_after_resume_step(tmp_path):
         f.write('{"step": 4, "lo')  # a line cut by a kill
     log.truncate_after(2)
     assert [r["step"] for r in log.read()] == [1, 2]
+
+
+def _run(path):
+    """A pointset run folder (its marker) at `path`."""
+    paths = folder.RunPaths(path)
+    paths.root.mkdir(parents=True)
+    paths.marker.write_text("")
+    return paths.root
+
+
+def test_new_runs_are_numbered_one_past_the_highest_of_their_model(tmp_path):
+    assert folder.new_run_dir("mlp", tmp_path / "none") == tmp_path / "none" / "mlp-1"
+    for name in ("mlp-1", "mlp-3", "mlp-x", "mlpx-9", "mlp", "tspn-7"):
+        (tmp_path / name).mkdir()
+    assert folder.new_run_dir("mlp", tmp_path) == tmp_path / "mlp-4"  # not the free 2: 4 is newer than 3
+    assert folder.new_run_dir("dspn", tmp_path) == tmp_path / "dspn-1"
+
+
+def test_the_run_folder_without_run_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert folder.choose_run_dir(tmp_path / "x", None, "named", "mlp", False) == tmp_path / "x"
+    assert folder.choose_run_dir(None, None, "named", "mlp", True) == folder.RUNS / "named"
+    assert folder.choose_run_dir(None, None, "", "mlp", False) == folder.RUNS / "mlp-1"
+    with pytest.raises(UsageError, match="'latest' is kept for runs/latest"):
+        folder.choose_run_dir(None, None, "latest", "mlp", False)
+    with pytest.raises(UsageError, match="--resume without --run-dir continues runs/latest, which names no run"):
+        folder.choose_run_dir(None, None, "", "mlp", True)
+    own = _run(tmp_path / "elsewhere")
+    (own / "config.yaml").write_text("{}")
+    assert folder.choose_run_dir(None, own / "config.yaml", "named", "mlp", True) == own
+    folder.point_latest(_run(folder.RUNS / "mlp-1"), print)
+    assert folder.choose_run_dir(None, None, "", "mlp", True) == folder.RUNS / "mlp-1"  # resumes the newest
+    assert folder.choose_run_dir(None, None, "", "mlp", False) == folder.RUNS / "mlp-2"
+
+
+def test_runs_latest_links_the_newest_run_started_in_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    link = folder.RUNS / "latest"
+    warnings = []
+    folder.point_latest(_run(folder.RUNS / "a"), warnings.append)
+    folder.point_latest(_run(folder.RUNS / "b"), warnings.append)
+    assert link.is_symlink() and os.readlink(link) == "b" and folder.latest_run() == folder.RUNS / "b"
+    folder.point_latest(_run(tmp_path / "outside"), warnings.append)  # not in runs/
+    (folder.RUNS / "plain").mkdir()
+    folder.point_latest(folder.RUNS / "plain", warnings.append)  # not a pointset run
+    assert os.readlink(link) == "b" and not warnings
+    shutil.rmtree(folder.RUNS / "b")  # the link now dangles: it was ours, so the next run replaces it
+    folder.point_latest(folder.RUNS / "a", warnings.append)
+    assert os.readlink(link) == "a" and not warnings
+    assert sorted(p.name for p in folder.RUNS.iterdir()) == ["a", "latest", "plain"]  # no temporary left
+
+
+@pytest.mark.parametrize("users", ["folder", "file", "link to a folder of theirs"])
+def test_a_runs_latest_of_the_users_is_left_as_it_is(tmp_path, monkeypatch, users):
+    monkeypatch.chdir(tmp_path)
+    run = _run(folder.RUNS / "a")
+    (folder.RUNS / "theirs").mkdir()
+    link = folder.RUNS / "latest"
+    if users == "folder":
+        link.mkdir()
+    elif users == "file":
+        link.write_text("mine")
+    else:
+        link.symlink_to("theirs")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    warnings = []
+    folder.point_latest(run, warnings.append)
+    assert warnings == ["warning: runs/latest: not pointset's link to the newest run; left as it is"]
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert link.is_symlink() == (users == "link to a folder of theirs")
+
+
+def test_runs_latest_is_skipped_silently_where_there_are_no_symlinks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _run(folder.RUNS / "a")
+
+    def no_symlinks(*args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    warnings = []
+    folder.point_latest(run, warnings.append)
+    assert not warnings and sorted(p.name for p in folder.RUNS.iterdir()) == ["a"]

@@ -12,7 +12,16 @@ import pytest
 
 from pointset_cli import config
 from pointset_cli.errors import PointsetError
-from pointset_cli.training.loop import StderrReporter, TrainInterrupted, train
+from pointset_cli.training.loop import (
+    COMPILING,
+    FITTING_PRIOR,
+    TRAINING,
+    VALIDATING,
+    StderrReporter,
+    TrainInterrupted,
+    train,
+)
+from pointset_testing.events import event_files, scalars_by_step
 from pointset_testing.tinydata import TINY_MODEL
 
 
@@ -34,6 +43,23 @@ class _SignalAt(StderrReporter):
         self.messages.append(text)
 
 
+class _Recorder(StderrReporter):
+    """What the loop reports besides messages, in order."""
+
+    def __init__(self):
+        self.calls = []
+
+    def step(self, step, row):
+        if row is not None:
+            self.calls.append(("step", step, dict(row)))
+
+    def validation(self, step, loss):
+        self.calls.append(("validation", step, loss))
+
+    def phase(self, name):
+        self.calls.append(("phase", name))
+
+
 def _assert_same_params(a, b):
     flat_a, flat_b = jax.tree.leaves(a), jax.tree.leaves(b)
     assert len(flat_a) == len(flat_b)
@@ -42,10 +68,32 @@ def _assert_same_params(a, b):
 
 
 @pytest.fixture(scope="module")
-def straight(tiny_mnist, tmp_path_factory):
+def straight_reports():
+    return _Recorder()
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_mnist, tmp_path_factory, straight_reports):
     """Seven steps without interruption, with augmentation (its randomness must resume too)."""
     cfg = _cfg(tiny_mnist, "train.steps=7", "data.jitter=0.01", "data.rotate_up=true")
-    return train(cfg, tmp_path_factory.mktemp("runs") / "straight")
+    return train(cfg, tmp_path_factory.mktemp("runs") / "straight", reporter=straight_reports)
+
+
+def test_reports_phases_log_rows_and_validations_as_metrics_jsonl_and_tensorboard_record_them(
+        straight, straight_reports):
+    calls = straight_reports.calls
+    rows = [json.loads(line) for line in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged, validated = [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
+    # log every 2 steps and at the last, validate every 3 and at the last
+    assert [c[1] for c in calls if c[0] == "phase"] == [
+        COMPILING, TRAINING, VALIDATING, TRAINING, VALIDATING, TRAINING, VALIDATING, TRAINING, FITTING_PRIOR]
+    assert [(c[1], c[2]) for c in calls if c[0] == "step"] == [(r["step"], r) for r in logged]
+    assert [c[1:] for c in calls if c[0] == "validation"] == [(r["step"], r["val_loss"]) for r in validated]
+    assert [c[0] for c in calls[:3]] == ["phase", "phase", "step"]  # compiling ends with the first step
+    assert len(event_files(straight.run_dir)) == 1
+    for key in ("loss", "set_loss", "lr", "val_loss"):
+        assert scalars_by_step(straight.run_dir, key) == pytest.approx(
+            {r["step"]: r[key] for r in rows if key in r}, rel=1e-6), key
 
 
 @pytest.mark.slow
@@ -65,6 +113,8 @@ def test_interrupted_then_resumed_equals_straight_run(straight, tiny_mnist, tmp_
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows if "loss" in r]
     assert steps == sorted(set(steps))  # no duplicated log rows after the resume
+    assert len(event_files(run)) == 2  # the resumed session wrote a file of its own
+    assert scalars_by_step(run, "loss") == pytest.approx({r["step"]: r["loss"] for r in rows if "loss" in r})
     for name in ("config.yaml", "env.json", "data.json", "prior.npz", "loss.png"):
         assert (run / name).is_file(), name
 
@@ -137,3 +187,26 @@ def test_without_a_val_split_validation_is_held_out_of_training_never_the_test_s
     assert any("5 training sets held out" in m for m in reporter.messages)
     record = json.loads((tmp_path / "run" / "data.json").read_text())
     assert "5 training sets held out" in record["validation"]
+
+
+def test_the_loss_plot_names_the_validation_sets_it_scored(tiny_mnist, tmp_path):
+    from pointset_cli.data.schema import SetDataset
+    from pointset_cli.training.loop import validation_label, validation_split
+    from pointset_testing.tinydata import make_tiny_mnist
+
+    with SetDataset(tiny_mnist) as ds:  # 10 val sets
+        val = ds.indices("val")
+        assert validation_label(ds, val) == "validation: val split (10 sets)"
+        assert validation_label(ds, val[:4]) == "validation: val split (first 4 of 10 sets)"  # train.eval_sets=4
+    with SetDataset(make_tiny_mnist(tmp_path / "no_val.h5", no_val=True)) as ds:
+        assert validation_label(ds, validation_split(ds, 0)[1]) == "validation: held-out training sets (5)"
+
+
+@pytest.mark.slow
+def test_a_run_without_validation_sets_still_draws_its_training_curve(tmp_path):
+    from pointset_testing.tinydata import make_tiny_mnist
+
+    data = make_tiny_mnist(tmp_path / "few.h5", n=6, no_val=True)  # 5 train: too few to hold any out
+    result = train(_cfg(data, "train.steps=2", "train.prior_components=1"), tmp_path / "run")
+    assert result.best_val_loss is None
+    assert (tmp_path / "run" / "loss.png").read_bytes()[:4] == b"\x89PNG"

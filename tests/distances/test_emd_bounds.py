@@ -1,0 +1,71 @@
+"""EMD lower bounds and the exact nearest-set search built on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from pointset_cli.distances import emd_bounds
+from pointset_cli.distances.nearest_sets import nearest_by_bounds
+from pointset_testing.setdata import modelnet_chairs
+
+
+def exact_emd(a: np.ndarray, b: np.ndarray) -> float:
+    cost = cdist(a.astype(np.float64), b.astype(np.float64))
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())
+
+
+def test_every_bound_is_below_the_exact_emd_on_real_chairs_and_random_sets():
+    rng = np.random.default_rng(0)
+    sets = modelnet_chairs(8, 96, rng) + [rng.normal(size=(96, 3)).astype(np.float32) * s for s in (0.1, 1.0)]
+    real = np.stack(sets).astype(np.float64)
+    cheap = emd_bounds.projection_bounds(real)
+    i, j = np.triu_indices(len(sets), 1)
+    dual = emd_bounds.dual_bounds(real, i, j)
+    exact = np.array([exact_emd(sets[a], sets[b]) for a, b in zip(i, j, strict=True)])
+    assert (cheap[i, j] <= exact + 1e-9).all() and (dual <= exact * (1 + 1e-6)).all()
+    assert np.allclose(cheap, cheap.T) and (np.diag(cheap) == 0).all()
+    # The dual is the tighter of the two on similar shapes: what lets the search skip solves.
+    chairs = (i < 8) & (j < 8)
+    assert np.median(dual[chairs] / exact[chairs]) > np.median(cheap[i, j][chairs] / exact[chairs])
+    assert emd_bounds.dual_bounds(real, np.array([0]), np.array([0]))[0] == 0.0  # a set against itself
+
+
+def test_the_search_answers_every_query_as_the_full_matrix_does_with_ties_and_solves_fewer():
+    rng = np.random.default_rng(1)
+    pts = [rng.normal(size=(40, 2)) for _ in range(12)]
+    pts[5] = pts[2].copy()  # exact ties at distance 0 and equal distances to everything else
+    pts[9] = pts[2].copy()
+    real = np.stack(pts)
+    m = len(pts)
+    full = np.array([[exact_emd(a, b) for b in pts] for a in pts], np.float32)
+    calls = []
+
+    def solve(i, j):
+        calls.append(len(i))
+        assert (i < j).all()
+        return full[i, j]
+
+    queries = [(q, np.ones(m, bool)) for q in range(m)] + [(q, np.arange(m) >= 6) for q in range(6)]
+    dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, solve,
+                                     lambda i, j: emd_bounds.dual_bounds(real, i, j), atol=1e-9)
+    expected = full.astype(np.float64)
+    np.fill_diagonal(expected, np.inf)
+    got = dist.astype(np.float64)
+    np.fill_diagonal(got, np.inf)
+    assert np.array_equal(got.argmin(1), expected.argmin(1)) and np.array_equal(got.min(1), expected.min(1))
+    assert got[2].argmin() == 5 and got[5].argmin() == 2 and got[9].argmin() == 2  # lowest index of the tie
+    restricted = np.where(np.arange(m) >= 6, got[:6], np.inf)
+    assert np.array_equal(restricted.argmin(1), np.where(np.arange(m) >= 6, expected[:6], np.inf).argmin(1))
+    assert counts.pairs == m * (m - 1) // 2 and counts.solved == sum(calls) < counts.pairs
+    assert np.array_equal(dist[np.isfinite(dist)], full[np.isfinite(dist)])  # solved values are exact
+
+
+def test_bounds_refuse_sets_of_different_sizes():
+    mask = np.ones((2, 5), bool)
+    mask[0, 4] = False
+    with pytest.raises(ValueError, match="equal size"):
+        emd_bounds.real_points(np.zeros((2, 5, 3)), mask)
