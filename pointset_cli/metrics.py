@@ -35,6 +35,10 @@ JSD_PROTOCOLS = ("raw", "pointflow")  # sets as given; or fitted into the grid's
 # How generation metrics find each set's EMD-nearest set: "bounds" solves only the pairs that lower
 # bounds cannot rule out (the same results, see _emd_by_bounds); "all" solves every pair.
 EMD_SEARCHES = ("bounds", "all")
+# The coarse auction's eps (relative to the bounding-box diagonal) that brackets a pair's EMD in the
+# bounds search: half an exact solve, and tight enough to tell most neighbours apart (1e-4 and
+# 4e-3 were slower on ModelNet chairs: dearer brackets, or more pairs left to solve).
+COARSE_EPS = 1e-3
 Progress = Callable[[int, int], None]
 PhaseProgress = Callable[[str, int, int], None]  # (phase, done, total): one count per named pass
 
@@ -246,7 +250,8 @@ def generation_metrics(
     jsd_outside_refs (outside_grid after the map). progress gets ("CD pairs" | "EMD pairs", done,
     total): one count over all the matrices of each kind; with emd_search "bounds" ("EMD nearest
     sets", sets answered, sets) instead of EMD pairs, and emd_pairs (what all pairs would be),
-    emd_pairs_bounded and emd_pairs_solved (how many were bounded and solved exactly) are returned.
+    emd_pairs_bounded, emd_pairs_bracketed and emd_pairs_solved (how many got the dual bound, a
+    coarse auction's bracket, an exact solve) are returned.
     """
     unknown = sorted(set(metrics) - set(GENERATION_METRICS))
     if unknown:
@@ -268,7 +273,8 @@ def generation_metrics(
         report = None if progress is None else functools.partial(progress, "EMD nearest sets")
         found, counts = _emd_by_bounds(s, s_mask, r, r_mask, metrics, solver, report)
         mats.update(found)
-        out.update(emd_pairs=counts.pairs, emd_pairs_bounded=counts.tighter, emd_pairs_solved=counts.solved)
+        dual, coarse, solved = counts.per_tier
+        out.update(emd_pairs=counts.pairs, emd_pairs_bounded=dual, emd_pairs_bracketed=coarse, emd_pairs_solved=solved)
         jobs = [job for job in jobs if job[0] != "emd"]
     for kind, which, _ in jobs:
         a, am, b, bm = {"sr": (s, s_mask, r, r_mask), "ss": (s, s_mask, s, s_mask), "rr": (r, r_mask, r, r_mask)}[which]
@@ -296,12 +302,13 @@ def generation_metrics(
 def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
                    progress: Progress | None) -> tuple[dict, Any]:
     """The EMD matrices {("emd", "sr" | "ss" | "rr"): ...} that mmd, coverage and one_nna need,
-    exact wherever they look and +inf elsewhere, solving only the pairs that lower bounds cannot
-    rule out (distances.nearest_sets). Each solved pair is solved as the all-pairs matrices solve
-    it (same orientation, same solver tolerance), so every metric equals the all-pairs one.
+    without solving every pair (distances.nearest_sets): their minima and argmins are those of the
+    all-pairs matrices wherever these metrics look. Pairs are ruled out by the projection bound,
+    then the reduction dual, then a coarse auction's bracket; the rest are solved exactly, each as
+    the all-pairs matrices solve it (same orientation, same solver tolerance).
     """
     from pointset_cli.distances import emd_bounds
-    from pointset_cli.distances.nearest_sets import nearest_by_bounds
+    from pointset_cli.distances.nearest_sets import exact_tier, lower_tier, nearest_by_bounds
 
     _check_equal_sizes(s_mask, r_mask)
     n_s, n_r = len(s), len(r)
@@ -309,11 +316,11 @@ def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
     in_s = np.arange(n_s + n_r) < n_s
     queries = []
     if "cov_emd" in metrics:  # each sample's nearest reference
-        queries += [(i, ~in_s) for i in range(n_s)]
-    if "mmd_emd" in metrics:  # each reference's nearest sample
-        queries += [(n_s + j, in_s) for j in range(n_r)]
+        queries += [(i, ~in_s, False) for i in range(n_s)]
+    if "mmd_emd" in metrics:  # each reference's nearest sample, and that distance
+        queries += [(n_s + j, in_s, True) for j in range(n_r)]
     if "nna_emd" in metrics:  # each set's nearest other set of either collection
-        queries += [(k, np.ones(n_s + n_r, bool)) for k in range(n_s + n_r)]
+        queries += [(k, np.ones(n_s + n_r, bool), False) for k in range(n_s + n_r)]
 
     def solve(i: np.ndarray, j: np.ndarray) -> np.ndarray:  # i < j in the joint order [s..., r...]
         values = np.empty(len(i))
@@ -325,9 +332,17 @@ def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
         return values
 
     extent = real.reshape(-1, real.shape[-1])
-    atol = 1e-6 * float(np.linalg.norm(extent.max(0) - extent.min(0))) if extent.size else 0.0
-    dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, solve,
-                                     lambda i, j: emd_bounds.dual_bounds(real, i, j), progress, atol=atol)
+    diagonal = float(np.linalg.norm(extent.max(0) - extent.min(0))) if extent.size else 0.0
+    # The solver's value may exceed the optimum by its error bound: a bracket's top is raised by it.
+    slack = emd_error_bound(solver, extent)
+
+    def coarse(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        low, high = emd_bounds.brackets(real, i, j, COARSE_EPS * diagonal)
+        return low, high + slack
+
+    tiers = [lower_tier(lambda i, j: emd_bounds.dual_bounds(real, i, j)), coarse, exact_tier(solve)]
+    dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, tiers, progress,
+                                     atol=1e-6 * diagonal)
     return {("emd", "ss"): dist[:n_s, :n_s], ("emd", "sr"): dist[:n_s, n_s:], ("emd", "rr"): dist[n_s:, n_s:]}, counts
 
 

@@ -26,7 +26,7 @@ echo "== 4/5 reconstruct: 16 test digits" >&2
     --render "$OUT/reconstructions.png" --force -q >/dev/null
 
 echo "== 5/5 eval: reconstruction and generation on 100 test digits (oracle row = training digits)" >&2
-"$PS" eval "$OUT/run" "$OUT/mnist.h5" --split test --max-sets 100 --seed 0
+"$PS" eval "$OUT/run" "$OUT/mnist.h5" --split test --max-sets 100 --seed 0 --protocol pointflow
 
 cat <<DONE
 

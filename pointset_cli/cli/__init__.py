@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -55,5 +56,21 @@ def _debug_first(args: list[str]) -> list[str]:
     return ["--debug", *[a for a in head if a != "--debug"], *args[end:]]
 
 
+def use_compilation_cache(env: dict[str, str] = os.environ) -> None:  # type: ignore[assignment]
+    """Point JAX's persistent compilation cache at the user's cache folder, unless JAX is told
+    otherwise already (JAX_COMPILATION_CACHE_DIR) or POINTSET_JAX_CACHE=0; POINTSET_JAX_CACHE=DIR
+    moves it. A second run of the same command then loads its compiled steps instead of compiling
+    them again (steps that call back into Python, as the numba kernels do, are never cached). Set
+    through the environment, so nothing imports JAX before a command needs it."""
+    choice = env.get("POINTSET_JAX_CACHE", "")
+    if choice == "0" or "JAX_COMPILATION_CACHE_DIR" in env:
+        return
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    env["JAX_COMPILATION_CACHE_DIR"] = choice or str(base / "pointset" / "jax")
+    # JAX's default keeps only compilations over 1 s; the start of a command is many shorter ones.
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
 def main() -> None:
+    use_compilation_cache()
     app(args=_debug_first(sys.argv[1:]), prog_name="pointset")

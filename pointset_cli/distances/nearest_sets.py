@@ -1,15 +1,18 @@
-"""Exact nearest neighbours among sets without the distance of every pair, by lower bounds.
+"""Exact nearest neighbours among sets without the distance of every pair, by bounds.
 
-A query wants the smallest distance to one of its candidates and which candidate has it (ties:
-the lowest index). Every candidate whose lower bound does not exceed the best distance found so
-far is solved exactly, cheapest bound first; the rest cannot be nearer, nor tie. The result is a
-distance matrix that holds the exact value of every solved pair and +inf elsewhere, so a row's
-minimum and its np.argmin, ties included, are those of the complete matrix.
+A query wants which of its candidates is nearest (ties: the lowest index), and for some queries
+also that distance. Each pair carries an interval [lo, hi] holding its distance: at first only a
+cheap lower bound (`lower`), then, pair by pair as a query needs it, the next of `tiers`, each
+tighter and dearer; the last tier solves the pair exactly (lo = hi). A query is answered when a
+single candidate can still be nearest (every other one's lo exceeds its hi), or when every
+candidate that can be is solved exactly (a tie, which np.argmin breaks by index); a query that
+wants the distance also needs its nearest solved.
 
-Bounds come in two grades: `lower` for every pair up front (cheap), and `tighter(rows, cols)`
-computed only for the pairs `lower` cannot rule out. `solve(rows, cols)` gives exact distances
-(rows < cols: each pair is solved once, in that order); both take index arrays and run in
-batches, one call per round, so the caller can spread a batch over the cores.
+The result is a matrix holding each pair's hi (its exact distance where solved, +inf where no
+tier gave an upper bound): its row minima and np.argmin, ties included, are those of the
+complete matrix for every query asked, and the minimum of a query that wants the distance is
+exact. Tiers take index arrays (i < j, each pair once) and run in batches, one call per tier and
+round, so the caller can spread a batch over the cores.
 """
 
 from __future__ import annotations
@@ -19,86 +22,99 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-Pairs = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows [K], cols [K]) -> values [K]
-# A solved distance may be rounded (float32) below the exact value its bound holds for: a bound
-# within this relative margin of the best still gets the pair solved.
+# (rows [K], cols [K]) -> (lo [K], hi [K]): bounds of each pair's distance (hi may be +inf)
+Tier = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# A distance may be stored rounded (float32) a little below the bound proved for it: intervals are
+# compared with this relative margin (and an absolute one given by the caller).
 RTOL = 1e-5
 
 
 @dataclasses.dataclass
 class SearchCounts:
     pairs: int = 0  # distinct pairs the queries could need (what an all-pairs computation solves)
-    tighter: int = 0  # pairs given the tighter bound
-    solved: int = 0  # pairs solved exactly
+    per_tier: list[int] = dataclasses.field(default_factory=list)  # pairs given each tier; the last: solved
 
 
 def nearest_by_bounds(
     lower: np.ndarray,
-    queries: Sequence[tuple[int, np.ndarray]],
-    solve: Pairs,
-    tighter: Pairs | None = None,
+    queries: Sequence[tuple[int, np.ndarray, bool]],
+    tiers: Sequence[Tier],
     on_round: Callable[[int, int], None] | None = None,
     atol: float = 0.0,
 ) -> tuple[np.ndarray, SearchCounts]:
-    """Distances [M, M] float32 (+inf where not solved, symmetric) that answer every query exactly.
+    """Distances [M, M] float32 (symmetric; see the module) that answer every query exactly.
 
-    lower [M, M]: symmetric lower bounds of the distance. queries: (q, candidates [M] bool), q's
-    nearest among the candidates (q itself excluded). A pair is solved when its bound is within
-    best * (1 + RTOL) + atol (atol: the bounds' rounding, in the distance's units; it matters for
-    ties at distance 0). on_round(queries answered, queries) after each round.
+    lower [M, M]: symmetric lower bounds of the distances. queries: (q, candidates [M] bool,
+    wants the distance), q's nearest among the candidates (q itself excluded). tiers: see the
+    module; the last must be exact. on_round(queries answered, queries) after each round.
     """
     m = len(lower)
-    dist = np.full((m, m), np.inf, np.float32)
-    solved = np.zeros((m, m), bool)
-    bound = np.array(lower, np.float64)  # raised to the tighter bound where that is known
-    tight = np.zeros((m, m), bool)
-    rows = np.array([q for q, _ in queries], np.int64)
-    cands = np.stack([np.asarray(c, bool) for _, c in queries]) if queries else np.zeros((0, m), bool)
+    lo = np.array(lower, np.float64)
+    hi = np.full((m, m), np.inf)
+    grade = np.zeros((m, m), np.int8)  # tiers applied to each pair
+    rows = np.array([q for q, _, _ in queries], np.int64)
+    cands = np.stack([np.asarray(c, bool) for _, c, _ in queries]) if queries else np.zeros((0, m), bool)
     cands[np.arange(len(rows)), rows] = False
-    counts = SearchCounts(pairs=int(np.triu(_either(rows, cands, m), 1).sum()))
+    wants_value = np.array([w for _, _, w in queries], bool)
+    counts = SearchCounts(pairs=int(np.triu(_either(rows, cands, m), 1).sum()), per_tier=[0] * len(tiers))
+    last = len(tiers)
     active = cands.any(1)
-
-    def run(kind: str, pick: np.ndarray) -> None:
-        i, j = np.minimum(rows[pick[:, 0]], pick[:, 1]), np.maximum(rows[pick[:, 0]], pick[:, 1])
-        i, j = _unique_pairs(i, j, m)
-        if kind == "solve":
-            values = np.asarray(solve(i, j), np.float32)
-            dist[i, j] = dist[j, i] = values
-            solved[i, j] = solved[j, i] = True
-            counts.solved += len(i)
-        else:
-            values = np.asarray(tighter(i, j), np.float64)
-            bound[i, j] = bound[j, i] = np.maximum(bound[i, j], values)
-            tight[i, j] = tight[j, i] = True
-            counts.tighter += len(i)
 
     while active.any():
         qs = np.flatnonzero(active)
-        best = np.where(cands[qs], dist[rows[qs]], np.inf).min(1)  # [Q]
-        limit = best.astype(np.float64) * (1 + RTOL) + atol
-        open_ = cands[qs] & ~solved[rows[qs]] & (bound[rows[qs]] <= limit[:, None])  # [Q, M]
-        if tighter is not None:
-            loose = open_ & ~tight[rows[qs]]
-            # While a query has no distance yet (best = inf), its cheapest candidate is solved
-            # directly: tightening every pair against an infinite best would tighten them all.
-            loose &= np.isfinite(best)[:, None]
-            if loose.any():
-                run("tighter", np.stack([qs[np.nonzero(loose)[0]], np.nonzero(loose)[1]], 1))
-                continue
-        if not open_.any(1).any():
-            active[qs] = False
-            break
-        done = ~open_.any(1)
-        active[qs[done]] = False
-        keep = ~done
-        # One pair per query per round, its smallest bound first: solving it may rule out the rest.
-        choice = np.where(open_[keep], bound[rows[qs[keep]]], np.inf).argmin(1)
-        run("solve", np.stack([qs[keep], choice], 1))
+        c, r = cands[qs], rows[qs]
+        q_lo, q_hi, q_grade = lo[r], hi[r], grade[r]  # [Q, M]
+        best = np.where(c, q_hi, np.inf).min(1)  # [Q]
+        contenders = c & (q_lo <= best[:, None] * (1 + RTOL) + atol)
+        open_ = contenders & (q_grade < last)
+        single = contenders.sum(1) == 1
+        answered = ~open_.any(1) | (single & ~wants_value[qs])
+        active[qs[answered]] = False
+        ask = ~answered
+        # Until a query has an upper bound, its nearest-looking contender (smallest lo) climbs the
+        # tiers, to get one. Then the cheapest tightening comes first: the contender with the fewest
+        # tiers (smallest lo among them), so most rivals are ruled out by cheap bounds before any
+        # pair is solved. A pair ruled out is never looked at again.
+        span = 1.0 + float(np.max(q_lo[ask], initial=0.0, where=np.isfinite(q_lo[ask])))
+        key = np.where(np.isfinite(best[ask])[:, None], q_grade[ask] * span + q_lo[ask], q_lo[ask])
+        pick = np.where(open_[ask], key, np.inf).argmin(1)
+        i, j = np.minimum(r[ask], pick), np.maximum(r[ask], pick)
+        flat = np.unique(i * m + j)
+        i, j = flat // m, flat % m
+        levels = grade[i, j]  # each picked pair climbs one tier this round
+        for level in range(last):
+            at = levels == level
+            if at.any():
+                new_lo, new_hi = tiers[level](i[at], j[at])
+                ii, jj = i[at], j[at]
+                if level < last - 1:
+                    new_lo, new_hi = np.maximum(lo[ii, jj], new_lo), np.minimum(hi[ii, jj], new_hi)
+                lo[ii, jj] = lo[jj, ii] = new_lo  # solved: the stored value itself, whatever the bounds said
+                hi[ii, jj] = hi[jj, ii] = new_hi
+                grade[ii, jj] = grade[jj, ii] = level + 1
+                counts.per_tier[level] += len(ii)
         if on_round is not None:
             on_round(int((~active).sum()), len(rows))
     if on_round is not None:
         on_round(len(rows), len(rows))
-    return dist, counts
+    return hi.astype(np.float32), counts
+
+
+def exact_tier(solve: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Tier:
+    """A tier from an exact solver: lo = hi = the solved distance (rounded to float32 as stored)."""
+    def tier(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        value = np.asarray(solve(i, j), np.float32).astype(np.float64)
+        return value, value
+
+    return tier
+
+
+def lower_tier(bound: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Tier:
+    """A tier from a lower bound alone (no upper bound)."""
+    def tier(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(bound(i, j), np.float64), np.full(len(i), np.inf)
+
+    return tier
 
 
 def _either(rows: np.ndarray, cands: np.ndarray, m: int) -> np.ndarray:
@@ -107,8 +123,3 @@ def _either(rows: np.ndarray, cands: np.ndarray, m: int) -> np.ndarray:
     for q, c in zip(rows, cands, strict=True):
         need[q] |= c
     return need | need.T
-
-
-def _unique_pairs(i: np.ndarray, j: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    flat = np.unique(i * m + j)
-    return flat // m, flat % m

@@ -19,5 +19,7 @@ class TrainState(NamedTuple):
 def init_state(model: Any, optimizer: optax.GradientTransformation, seed: int, batch: Any) -> TrainState:
     """Fresh parameters from `seed` (shapes taken from `batch`), optimiser state and step 0."""
     init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
-    params = model.init(init_key, batch)
+    # Jitted: traced once and compiled as one program (eagerly, init ran every op of the loss
+    # through its own small compilation: seconds before the first step).
+    params = jax.jit(model.init)(init_key, batch)
     return TrainState(params, optimizer.init(params), train_key, jnp.zeros((), jnp.int32))

@@ -109,3 +109,30 @@ def test_install_completion_as_readme_shows(tmp_path):
     script = (tmp_path / ".bash_completions" / "pointset.sh").read_text()
     assert "_POINTSET_COMPLETE=complete_bash" in script
     assert str(tmp_path / ".bash_completions" / "pointset.sh") in (tmp_path / ".bashrc").read_text()
+
+
+def test_the_compilation_cache_goes_to_the_users_cache_folder_unless_told_otherwise(tmp_path):
+    from pointset_cli.cli import use_compilation_cache
+
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    use_compilation_cache(env)
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "pointset" / "jax")
+    mine = {"JAX_COMPILATION_CACHE_DIR": "/elsewhere", "POINTSET_JAX_CACHE": str(tmp_path / "c")}
+    use_compilation_cache(mine)
+    assert mine["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"  # JAX's own setting wins
+    off = {"POINTSET_JAX_CACHE": "0"}
+    use_compilation_cache(off)
+    assert "JAX_COMPILATION_CACHE_DIR" not in off
+    moved = {"POINTSET_JAX_CACHE": str(tmp_path / "c")}
+    use_compilation_cache(moved)
+    assert moved["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "c")
+
+
+def test_a_training_run_fills_the_compilation_cache(tmp_path, tiny_mnist):
+    env = {**os.environ, "POINTSET_JAX_CACHE": str(tmp_path / "cache")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-m", "pointset_cli", "train", str(tiny_mnist), "--model", "poisson",
+                          "--steps", "2", "--run-dir", str(tmp_path / "run"), "-q"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert any((tmp_path / "cache").iterdir())  # compiled programs a second run loads instead

@@ -8,7 +8,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from pointset_cli.distances import emd_bounds
-from pointset_cli.distances.nearest_sets import nearest_by_bounds
+from pointset_cli.distances.nearest_sets import exact_tier, lower_tier, nearest_by_bounds
 from pointset_testing.setdata import modelnet_chairs
 
 
@@ -42,26 +42,34 @@ def test_the_search_answers_every_query_as_the_full_matrix_does_with_ties_and_so
     real = np.stack(pts)
     m = len(pts)
     full = np.array([[exact_emd(a, b) for b in pts] for a in pts], np.float32)
-    calls = []
+    solved = []
 
     def solve(i, j):
-        calls.append(len(i))
+        solved.append(len(i))
         assert (i < j).all()
         return full[i, j]
 
-    queries = [(q, np.ones(m, bool)) for q in range(m)] + [(q, np.arange(m) >= 6) for q in range(6)]
-    dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, solve,
-                                     lambda i, j: emd_bounds.dual_bounds(real, i, j), atol=1e-9)
+    def bracket(i, j):  # a loose interval around the truth, as a coarse solver would give
+        return full[i, j] * 0.97, full[i, j] * 1.03
+
+    everyone = np.ones(m, bool)
+    queries = ([(q, everyone, False) for q in range(m)] + [(q, np.arange(m) >= 6, False) for q in range(6)]
+               + [(q, np.arange(m) < 6, True) for q in range(6, m)])
+    tiers = [lower_tier(lambda i, j: emd_bounds.dual_bounds(real, i, j)), bracket, exact_tier(solve)]
+    dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, tiers, atol=1e-9)
     expected = full.astype(np.float64)
     np.fill_diagonal(expected, np.inf)
     got = dist.astype(np.float64)
     np.fill_diagonal(got, np.inf)
-    assert np.array_equal(got.argmin(1), expected.argmin(1)) and np.array_equal(got.min(1), expected.min(1))
+    assert np.array_equal(got.argmin(1), expected.argmin(1))
     assert got[2].argmin() == 5 and got[5].argmin() == 2 and got[9].argmin() == 2  # lowest index of the tie
-    restricted = np.where(np.arange(m) >= 6, got[:6], np.inf)
-    assert np.array_equal(restricted.argmin(1), np.where(np.arange(m) >= 6, expected[:6], np.inf).argmin(1))
-    assert counts.pairs == m * (m - 1) // 2 and counts.solved == sum(calls) < counts.pairs
-    assert np.array_equal(dist[np.isfinite(dist)], full[np.isfinite(dist)])  # solved values are exact
+    later, early = np.arange(m) >= 6, np.arange(m) < 6
+    assert np.array_equal(np.where(later, got[:6], np.inf).argmin(1), np.where(later, expected[:6], np.inf).argmin(1))
+    # Queries that want the distance get it exactly.
+    assert np.array_equal(np.where(early, got[6:], np.inf).min(1), np.where(early, expected[6:], np.inf).min(1))
+    assert counts.pairs == m * (m - 1) // 2 and counts.per_tier[-1] == sum(solved) < counts.pairs
+    exact = np.isclose(dist, full, rtol=0, atol=0)
+    assert exact.sum() >= 2 * sum(solved)  # the solved pairs hold their exact values
 
 
 def test_bounds_refuse_sets_of_different_sizes():
