@@ -248,8 +248,8 @@ def generation_metrics(
     With jsd: jsd_protocol ("raw": the sets as given; "pointflow": both moved by grid_fit of the
     references), jsd_shift [D] and jsd_scale (that map), jsd_resolution, and jsd_outside_samples /
     jsd_outside_refs (outside_grid after the map). progress gets ("CD pairs" | "EMD pairs", done,
-    total): one count over all the matrices of each kind; with emd_search "bounds" ("EMD nearest
-    sets", sets answered, sets) instead of EMD pairs, and emd_pairs (what all pairs would be),
+    total): one count over all the matrices of each kind (with emd_search "bounds", EMD pairs
+    count as done once ruled out or solved), and emd_pairs (what all pairs would be),
     emd_pairs_bounded, emd_pairs_bracketed and emd_pairs_solved (how many got the dual bound, a
     coarse auction's bracket, an exact solve) are returned.
     """
@@ -270,7 +270,7 @@ def generation_metrics(
     mats: dict = {}
     if emd_search == "bounds" and any(kind == "emd" for kind, _, _ in jobs):
         solver = resolve_emd_solver(emd_solver)
-        report = None if progress is None else functools.partial(progress, "EMD nearest sets")
+        report = None if progress is None else functools.partial(progress, "EMD pairs")
         found, counts = _emd_by_bounds(s, s_mask, r, r_mask, metrics, solver, report)
         mats.update(found)
         dual, coarse, solved = counts.per_tier

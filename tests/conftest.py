@@ -10,6 +10,13 @@ import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """The commands the tests start keep JAX's compilation cache in a folder of the test session,
+    not the user's cache folder."""
+    os.environ.setdefault("POINTSET_JAX_CACHE", str(tmp_path_factory.mktemp("jax-cache")))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 BUNDLED_DATA = REPO / "data"

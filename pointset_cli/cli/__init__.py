@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -69,6 +70,10 @@ def use_compilation_cache(env: dict[str, str] = os.environ) -> None:  # type: ig
     env["JAX_COMPILATION_CACHE_DIR"] = choice or str(base / "pointset" / "jax")
     # JAX's default keeps only compilations over 1 s; the start of a command is many shorter ones.
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    # A cache entry that cannot be written (a full disk) or read back (cut short by a kill) only
+    # costs a compilation, which JAX then does; its warning would break "one line per problem".
+    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation cache",
+                            category=UserWarning)
 
 
 def main() -> None:

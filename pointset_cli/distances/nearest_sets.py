@@ -46,7 +46,8 @@ def nearest_by_bounds(
 
     lower [M, M]: symmetric lower bounds of the distances. queries: (q, candidates [M] bool,
     wants the distance), q's nearest among the candidates (q itself excluded). tiers: see the
-    module; the last must be exact. on_round(queries answered, queries) after each round.
+    module; the last must be exact. on_round(pairs settled, pairs) after each round: a pair is
+    settled once no unanswered query may still need it tightened.
     """
     m = len(lower)
     lo = np.array(lower, np.float64)
@@ -93,10 +94,10 @@ def nearest_by_bounds(
                 hi[ii, jj] = hi[jj, ii] = new_hi
                 grade[ii, jj] = grade[jj, ii] = level + 1
                 counts.per_tier[level] += len(ii)
-        if on_round is not None:
-            on_round(int((~active).sum()), len(rows))
+        if on_round is not None:  # pairs no query still needs: ruled out, solved, or of answered queries
+            on_round(counts.pairs - _needed(r[ask], open_[ask], m), counts.pairs)
     if on_round is not None:
-        on_round(len(rows), len(rows))
+        on_round(counts.pairs, counts.pairs)
     return hi.astype(np.float32), counts
 
 
@@ -115,6 +116,14 @@ def lower_tier(bound: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Tier:
         return np.asarray(bound(i, j), np.float64), np.full(len(i), np.inf)
 
     return tier
+
+
+def _needed(rows: np.ndarray, open_: np.ndarray, m: int) -> int:
+    """Distinct pairs (q, c) still open for the queries `rows` ([Q], open_ [Q, M])."""
+    need = np.zeros((m, m), bool)
+    q, c = np.nonzero(open_)
+    need[np.minimum(rows[q], c), np.maximum(rows[q], c)] = True
+    return int(need.sum())
 
 
 def _either(rows: np.ndarray, cands: np.ndarray, m: int) -> np.ndarray:

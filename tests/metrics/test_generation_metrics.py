@@ -144,12 +144,12 @@ def test_progress_names_each_pass_and_never_counts_back():
         counts = [done for p, done, total in calls if p == phase]
         assert counts[0] == 0 and counts[-1] == want[kind] and counts == sorted(counts)
         assert {total for p, _, total in calls if p == phase} == {want[kind]}
-    # Searching by bounds counts the sets whose nearest set is known instead of EMD pairs.
+    # Searching by bounds counts a pair as done once it is ruled out or solved.
     calls.clear()
     metrics.generation_metrics(s, r, metrics=("mmd_emd",), emd_solver="scipy",
                                progress=lambda phase, done, total: calls.append((phase, done, total)))
-    counts = [done for p, done, total in calls if p == "EMD nearest sets"]
-    assert counts == sorted(counts) and counts[-1] == 5 and {c[2] for c in calls} == {5}
+    counts = [done for p, done, total in calls if p == "EMD pairs"]
+    assert counts == sorted(counts) and counts[-1] == 25 and {c[2] for c in calls} == {25}
 
 
 @pytest.mark.parametrize("solver", ["auction-numba", "scipy"])

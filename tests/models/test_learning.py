@@ -3,6 +3,8 @@ best single fixed set and follow their own inputs, and every size-deciding decod
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,10 +21,15 @@ from pointset_cli.training.steps import make_train_step
 
 DIGITS = 64
 STEPS = 300
-# Decoders that do not yet beat the best single fixed set at their tiny size in STEPS steps (their
+# The models learn at twice their registered tiny widths (and latent): at width 16 TSPN's Chamfer
+# ended at 1.5x the best fixed set's, at width 32 at 0.85x with 22% of its reconstructions nearest
+# their own input.
+WIDER = 2
+WIDTH_KEYS = ("width", "hidden", "ffn", "mlp_hidden", "rho", "head_hidden")
+# Decoders that do not yet beat the best single fixed set at that size in STEPS steps (their
 # full-size runs do, after ~1,000 steps: BENCHMARKS.md). Strict: one that starts to pass fails here,
 # so this list only shrinks.
-NOT_YET = {"rnn", "dspn", "tspn", "slot", "queries"}
+NOT_YET = {"rnn", "dspn", "slot", "queries"}
 SIZE_DECIDING = [n for n in registry.names("decoder") if registry.get("decoder", n).cardinality != "fixed"]
 
 
@@ -68,6 +75,14 @@ def fixed_set_baseline(batch: Batch, steps: int = 600) -> float:
     return float(loss(points))
 
 
+def wider(options: dict) -> dict:
+    """`options` with every width (an int or a tuple of them) WIDER times as wide."""
+    def scale(value):
+        return tuple(WIDER * v for v in value) if isinstance(value, tuple | list) else WIDER * value
+
+    return {k: scale(v) if k in WIDTH_KEYS else v for k, v in options.items()}
+
+
 def reconstruction_scores(model, params, batch: Batch) -> tuple[float, float]:
     """(mean Chamfer at the model's own sizes, retrieval accuracy) of the batch's reconstructions."""
     points, mask = jax.jit(model.reconstruct)(params, jax.random.key(1), batch)
@@ -81,15 +96,18 @@ def baseline(digits) -> float:
     return fixed_set_baseline(digits)
 
 
-@pytest.mark.slow  # 300 steps per decoder: 5-70 s each on 2 CPU cores
+@pytest.mark.slow  # 300 steps per decoder: 10-120 s each on 2 CPU cores
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet learning at its tiny size")) if n in NOT_YET
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet learning at twice its tiny size")) if n in NOT_YET
     else n for n in registry.names("decoder")])
 def test_autoencoder_learns_reconstructions_that_follow_their_input(name, digits, baseline, tiny_config):
     """Trained as `pointset train` trains (warm-up, cosine decay, clipping) on one batch of 64 digits:
     the Chamfer halves, beats the best single fixed set, and at least 10% of the reconstructions
     (6x chance) are nearest their own input among the 64."""
-    model = build_model(tiny_config(name), DataSpec(dim=2, n_max=digits.points.shape[1], n_classes=10))
+    tiny = tiny_config(name)
+    cfg = dataclasses.replace(tiny, latent_dim=WIDER * tiny.latent_dim, encoder_options=wider(tiny.encoder_options),
+                              decoder_options=wider(tiny.decoder_options))
+    model = build_model(cfg, DataSpec(dim=2, n_max=digits.points.shape[1], n_classes=10))
     optimizer = make_optimizer(OptimConfig(lr=3e-3, warmup_steps=50), STEPS)
     state = init_state(model, optimizer, 0, digits)
     start, _ = reconstruction_scores(model, state.params, digits)
