@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         run: Path = typer.Argument(..., help="Run folder."),
         what: str = typer.Option("samples", "--what", help="samples, reconstructions or model."),
         fmt: str = typer.Option(None, "--format", help="Sets: ply obj xyz npy npz h5 (default ply). Model: npz or stablehlo."),
-        out: Path = typer.Option(None, "--out", "-o", help="Output folder, or one .h5/.npz/.npy file for all sets (or the model .npz)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Output folder, or one .h5/.npz/.npy file for all sets (or the model .npz) (default: RUN/params.npz, RUN/stablehlo or RUN/<what>)."),
         ascii_ply: bool = typer.Option(False, "--ascii", help="ASCII instead of binary PLY."),
         n: int = typer.Option(16, "-n", "--num", help="Sets to generate / reconstruct."),
         seed: int = typer.Option(0, "--seed"),
