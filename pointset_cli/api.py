@@ -30,12 +30,19 @@ from pointset_cli.run import load as run_load
 Sets = np.ndarray | Sequence[np.ndarray]  # one set [n, D], equal-size sets [B, N, D], or a list of [n_i, D]
 
 
+def _one_set(sets: Sets) -> bool:
+    """Whether `sets` is a single set [n, D] rather than several."""
+    return isinstance(sets, np.ndarray) and sets.ndim == 2
+
+
+def _as_list(sets: Sets) -> Sequence[np.ndarray]:
+    return [sets] if _one_set(sets) else sets
+
+
 def padded(sets: Sets, n_max: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sets -> points [B, N, D] float32 (padding rows zero) and mask [B, N] bool; N = n_max or the
     largest set. One array [n, D] is one set."""
-    if isinstance(sets, np.ndarray) and sets.ndim == 2:
-        sets = [sets]
-    arrays = [np.asarray(s, np.float32) for s in sets]
+    arrays = [np.asarray(s, np.float32) for s in _as_list(sets)]
     if not arrays or any(a.ndim != 2 or a.shape[1] != arrays[0].shape[1] for a in arrays):
         raise UsageError("expected sets of points [n, D] with one D, as a list or an array [B, N, D]")
     sizes = [len(a) for a in arrays]
@@ -56,7 +63,7 @@ def unpadded(points: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
 
 
 def _pair(a: Sets, b: Sets) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], bool]:
-    one = isinstance(a, np.ndarray) and a.ndim == 2
+    one = _one_set(a)
     x, y = padded(a), padded(b)
     if len(x[0]) != len(y[0]):
         raise UsageError(f"expected as many sets in b as in a, got {len(y[0])} and {len(x[0])}")
@@ -78,7 +85,7 @@ def emd(a: Sets, b: Sets) -> float | np.ndarray:
     (x, xm), (y, ym), one = _pair(a, b)
     if (xm.sum(1) != ym.sum(1)).any():
         raise UsageError("EMD needs sets of equal size (pair by pair)")
-    d = np.asarray(metrics.reconstruction_metrics(x, y, xm, ym, per_pair=True)["emd_per_pair"])
+    d = metrics.paired_emd(x, y, xm, ym)
     return float(d[0]) if one else d
 
 
@@ -89,10 +96,6 @@ def generation_metrics(samples: Sets, refs: Sets, **options: Any) -> dict:
     n = max(max(len(s) for s in _as_list(samples)), max(len(s) for s in _as_list(refs)))
     (s, sm), (r, rm) = padded(samples, n), padded(refs, n)
     return metrics.generation_metrics(s, r, sample_mask=sm, ref_mask=rm, **options)
-
-
-def _as_list(sets: Sets) -> Sequence[np.ndarray]:
-    return [sets] if isinstance(sets, np.ndarray) and sets.ndim == 2 else sets
 
 
 def read_sets(path: str | Path, split: str | None = None) -> list[np.ndarray]:

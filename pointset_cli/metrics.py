@@ -141,10 +141,14 @@ def emd_error_bound(solver: str, *point_arrays) -> float:
     solver = resolve_emd_solver(solver)
     if solver in ("scipy", "optax"):
         return 0.0
-    points = np.concatenate([np.asarray(p, np.float64).reshape(-1, p.shape[-1]) for p in point_arrays])
-    diagonal = float(np.linalg.norm(points.max(0) - points.min(0))) if len(points) else 0.0
     # matching's JAX auction stops at 2^-18 of the largest cost; the numba one at 1e-7 of the diagonal.
-    return diagonal * (2.0**-18 if solver == "auction" else 1e-7)
+    return _diagonal(*point_arrays) * (2.0**-18 if solver == "auction" else 1e-7)
+
+
+def _diagonal(*point_arrays) -> float:
+    """The bounding-box diagonal of all these points [..., D] (0 for none): it bounds every distance."""
+    points = np.concatenate([np.asarray(p, np.float64).reshape(-1, p.shape[-1]) for p in point_arrays])
+    return float(np.linalg.norm(points.max(0) - points.min(0))) if len(points) else 0.0
 
 
 def mmd(d_sr: np.ndarray) -> float:
@@ -331,10 +335,9 @@ def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
                 values[sel] = _pair_values("emd", a, am, b, bm, ii[sel], jj[sel], solver, chunk=16)
         return values
 
-    extent = real.reshape(-1, real.shape[-1])
-    diagonal = float(np.linalg.norm(extent.max(0) - extent.min(0))) if extent.size else 0.0
+    diagonal = _diagonal(real)
     # The solver's value may exceed the optimum by its error bound: a bracket's top is raised by it.
-    slack = emd_error_bound(solver, extent)
+    slack = emd_error_bound(solver, real)
 
     def coarse(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         low, high = emd_bounds.brackets(real, i, j, COARSE_EPS * diagonal)
@@ -395,6 +398,14 @@ def paired_chamfer(x, y, x_mask=None, y_mask=None) -> np.ndarray:
     return np.asarray(_pair_fn("cd", "")(x, x_mask, y, y_mask), np.float64)
 
 
+def paired_emd(x, y, x_mask=None, y_mask=None, *, solver: str = "auto") -> np.ndarray:
+    """EMD (input units) between matching sets x[i] [N, D] and y[i] [S, D] of equal size -> [b]
+    (solver: pointset_cli.distances.assignment's; "auto" is exact on CPU)."""
+    x, x_mask = _as_sets(x, x_mask)
+    y, y_mask = _as_sets(y, y_mask)
+    return np.asarray(_pair_fn("emd", solver)(x, x_mask, y, y_mask), np.float64)
+
+
 def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = "auto", per_pair: bool = False) -> dict:
     """CD and EMD between matching sets x[i] and y[i], averaged over pairs.
 
@@ -410,7 +421,7 @@ def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = 
     emd = np.full(len(x), np.nan)
     equal = x_mask.sum(1) == y_mask.sum(1)
     if equal.any():
-        emd[equal] = np.asarray(_pair_fn("emd", emd_solver)(x[equal], x_mask[equal], y[equal], y_mask[equal]))
+        emd[equal] = paired_emd(x[equal], y[equal], x_mask[equal], y_mask[equal], solver=emd_solver)
     out = {"cd": float(cd.mean()), "emd": float(emd[equal].mean()) if equal.any() else float("nan"), "emd_pairs": int(equal.sum()),
            "emd_solver": resolve_solver(emd_solver)}
     if per_pair:

@@ -57,7 +57,7 @@ def nearest_by_bounds(
     cands = np.stack([np.asarray(c, bool) for _, c, _ in queries]) if queries else np.zeros((0, m), bool)
     cands[np.arange(len(rows)), rows] = False
     wants_value = np.array([w for _, _, w in queries], bool)
-    counts = SearchCounts(pairs=int(np.triu(_either(rows, cands, m), 1).sum()), per_tier=[0] * len(tiers))
+    counts = SearchCounts(pairs=_distinct_pairs(rows, cands, m), per_tier=[0] * len(tiers))
     last = len(tiers)
     active = cands.any(1)
 
@@ -95,7 +95,7 @@ def nearest_by_bounds(
                 grade[ii, jj] = grade[jj, ii] = level + 1
                 counts.per_tier[level] += len(ii)
         if on_round is not None:  # pairs no query still needs: ruled out, solved, or of answered queries
-            on_round(counts.pairs - _needed(r[ask], open_[ask], m), counts.pairs)
+            on_round(counts.pairs - _distinct_pairs(r[ask], open_[ask], m), counts.pairs)
     if on_round is not None:
         on_round(counts.pairs, counts.pairs)
     return hi.astype(np.float32), counts
@@ -118,17 +118,9 @@ def lower_tier(bound: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Tier:
     return tier
 
 
-def _needed(rows: np.ndarray, open_: np.ndarray, m: int) -> int:
-    """Distinct pairs (q, c) still open for the queries `rows` ([Q], open_ [Q, M])."""
+def _distinct_pairs(rows: np.ndarray, wanted: np.ndarray, m: int) -> int:
+    """How many distinct pairs {q, c} the queries `rows` [Q] want (wanted [Q, M] bool, q's own column false)."""
     need = np.zeros((m, m), bool)
-    q, c = np.nonzero(open_)
+    q, c = np.nonzero(wanted)
     need[np.minimum(rows[q], c), np.maximum(rows[q], c)] = True
     return int(need.sum())
-
-
-def _either(rows: np.ndarray, cands: np.ndarray, m: int) -> np.ndarray:
-    """[M, M] bool: the pairs some query could need, in both orders."""
-    need = np.zeros((m, m), bool)
-    for q, c in zip(rows, cands, strict=True):
-        need[q] |= c
-    return need | need.T
