@@ -2,6 +2,8 @@
 
     python bench/quality.py mnist       # every built-in decoder on MNIST sets: test CD, size accuracy
     python bench/quality.py modelnet    # ModelNet10 autoencoder (recon CD/EMD) + chair generation vs oracle
+    python bench/quality.py tasks       # ModelNet10 complete / denoise / upsample: the intermediate set
+                                        # (k = 8 PMA seeds) vs one vector (k = 1), beside the two baselines
     python bench/quality.py likelihood --ae-run bench/work/runs/mnist_tspn
                                         # poisson / setflow / gast: test NLL + generation metrics vs oracle
 
@@ -128,9 +130,10 @@ def mnist_data(work: Path) -> tuple[Path, Path]:
     return train, test
 
 
-def render_cmd(work: Path, name: str, *source: str) -> list[str]:
-    """`pointset sample` 16 sets (or reconstructions with `--reconstruct DATA --split test`) into a PNG grid."""
-    return [PS, "sample", str(work / "runs" / name), *source, "-n", "16", "--seed", "0",
+def render_cmd(work: Path, name: str, *source: str, n: int = 16) -> list[str]:
+    """`pointset sample` n sets (or reconstructions with `--reconstruct DATA --split test`, or a
+    set-to-set run's outputs with `--from DATA --split test`) into a PNG grid."""
+    return [PS, "sample", str(work / "runs" / name), *source, "-n", str(n), "--seed", "0",
             "--out", str(work / "renders" / name), "--render", str(work / f"{name}.png"), "--force", "-q"]
 
 
@@ -218,6 +221,30 @@ def modelnet_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
     return jobs
 
 
+TASKS = ("complete", "denoise", "upsample")
+TASK_SEEDS = (8, 1)  # PMA seeds of the Set Transformer encoder: an intermediate set of 8 tokens, or one vector
+
+
+def task_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+    """Each set-to-set task on all of ModelNet10 (1,024 points, sphere-normalised), per decoder and seed count."""
+    allcls = prepare(work, "modelnet10.h5", [str(MODELNET), "--normalize", "sphere", "--val-fraction", "0.05"])
+    jobs = []
+    for task in TASKS:
+        for model in models:
+            for seeds in TASK_SEEDS:
+                name = f"modelnet10_{task}_{model}_k{seeds}"
+                jobs.append(Job(
+                    name,
+                    [PS, "train", str(allcls), "--task", task, "--model", model, "--steps", str(steps),
+                     "--batch-size", "32", "--eval-every", str(max(steps // 4, 1)), "--seed", "0",
+                     "--set", f"model.encoder_options.seeds={seeds}"],
+                    [eval_cmd(work, name, "--split", "test"),
+                     render_cmd(work, name, "--from", str(allcls), "--split", "test", n=6)],
+                    steps * 2.0,
+                ))
+    return jobs
+
+
 def table(results: list[dict]) -> list[str]:
     lines = ["| run | steps/s | train wall | figures |", "| --- | --- | --- | --- |"]
     for r in results:
@@ -230,6 +257,10 @@ def table(results: list[dict]) -> list[str]:
                                f"CD x10^3 {rec['cd_own_size'] * 1e3:.2f}, size acc "
                                f"{rec['cardinality_accuracy'] * 100:.1f}%, nearest own input "
                                f"{rec.get('retrieval_accuracy', float('nan')) * 100:.1f}% (own sizes; {rec['n_sets']} sets)")
+            if "task" in data:
+                rows = data["task"]["rows"]
+                figures.append("; ".join(f"{row} CD x10^3 {rows[row]['cd'] * 1e3:.2f}, EMD x10^2 {rows[row]['emd'] * 1e2:.2f}, "
+                                         f"F {rows[row]['fscore'] * 100:.1f}%" for row in rows))
             if "likelihood" in data:
                 nll = data["likelihood"]
                 figures.append(f"NLL {nll['nll']:.1f} nats/set (size {nll['size_nll']:.2f}, points "
@@ -246,6 +277,7 @@ SUITES = {  # suite -> (jobs builder, default steps, default models)
     "mnist": (lambda work, steps, models, ae: mnist_jobs(work, steps, models), 600, ",".join(BUILTINS["decoder"])),
     "modelnet": (lambda work, steps, models, ae: modelnet_jobs(work, steps, models), 2000, "mlp"),
     "likelihood": (lambda work, steps, models, ae: likelihood_jobs(work, steps, ae), 6000, ""),
+    "tasks": (lambda work, steps, models, ae: task_jobs(work, steps, models), 1000, "tspn"),
 }
 
 

@@ -115,7 +115,7 @@ class _ArraySets:
 
 
 class Run:
-    """A trained run: sample from it, encode sets, reconstruct them (`load_run` makes one)."""
+    """A trained run: sample from it, encode sets, reconstruct them, or map sets to sets (`load_run` makes one)."""
 
     def __init__(self, trained: run_load.TrainedRun):
         self.trained = trained
@@ -159,6 +159,13 @@ class Run:
         rec = generate.reconstruct_sets(self.trained, source, idx, seed=seed,
                                         batch_size=self.trained.config.data.batch_size)
         return unpadded(rec["recon_points"], rec["recon_mask"])
+
+    def outputs(self, sets: Sets, seed: int = 0) -> list[np.ndarray]:
+        """What the run makes of each set, at the size it decides -> a list of sets [n_i, D]: a
+        set-to-set run's completed, denoised or upsampled set (the sets are its inputs), an
+        autoencoder's reconstruction."""
+        points, mask = padded(sets)
+        return unpadded(*generate.model_outputs(self.trained, points, mask, seed, self.trained.config.data.batch_size))
 
 
 def load_run(path: str | Path, checkpoint: str | None = None) -> Run:

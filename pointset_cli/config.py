@@ -25,7 +25,10 @@ from pointset_cli.errors import UsageError
 from pointset_cli.fsutil import atomic_path
 
 
-TASKS = ("autoencode", "conditional")
+# Set-to-set tasks: the input is made from each whole shape (a partial view, a noisy copy, a
+# subset) and the decoder learns to give back the whole shape (models/degrade.py).
+SET_TO_SET_TASKS = ("complete", "denoise", "upsample")
+TASKS = ("autoencode", "conditional", *SET_TO_SET_TASKS)
 SIZE_SOURCES = ("latent", "decoder")  # model.size_from
 
 
@@ -33,13 +36,14 @@ SIZE_SOURCES = ("latent", "decoder")  # model.size_from
 class ModelConfig:
     name: str = "tspn"  # a registered model (`pointset models` lists them)
     encoder: str | None = None  # a registered encoder; None = the model's paper default (resolved into the run)
-    task: str = "autoencode"  # autoencode (set -> z -> set) | conditional (label -> z -> set)
+    task: str = "autoencode"  # autoencode (set -> z -> set) | conditional (label -> z -> set) | complete | denoise | upsample
     latent_dim: int = 128  # K; divisible by the Set Transformer's seed count (its z is the seeds' set)
     loss: str = "chamfer"  # a registered set loss (plus the decoder's presence/size terms)
     sinkhorn_eps: float = 0.01  # loss "sinkhorn": entropic regularisation, in the cost's units
     sinkhorn_iters: int = 100  # loss "sinkhorn": updates (half of them anneal eps down)
     encoder_options: dict = dataclasses.field(default_factory=dict)  # overrides of the encoder's own Config fields
     decoder_options: dict = dataclasses.field(default_factory=dict)  # overrides of the decoder's own Config fields
+    task_options: dict = dataclasses.field(default_factory=dict)  # set-to-set tasks: how inputs are made (models/degrade.py)
     presence_weight: float = 1.0  # weight of the presence BCE (decoders with cardinality "presence")
     size_weight: float = 1.0  # weight of the size cross-entropy (decoders with cardinality "size")
     # Where an autoencoder's output size comes from: "latent" (the encoder writes log(1 + n) into one

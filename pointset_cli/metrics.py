@@ -17,7 +17,7 @@ units of the input coordinates: state the normalisation the sets were in when yo
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -448,3 +448,127 @@ def cardinality_accuracy(pred_sizes, true_sizes) -> float:
     if pred.shape != true.shape:
         raise ValueError(f"size arrays differ in shape: {pred.shape} vs {true.shape}")
     return float(np.mean(pred == true)) if pred.size else float("nan")
+
+
+FSCORE_TAU = 0.01  # default threshold: this fraction of each target's bounding-box diagonal
+# nearest_shapes fills at most this many one-sided Chamfer entries at a time (inputs x candidates):
+# about 24 MiB of pair indices and values, whatever the number of inputs.
+NEAREST_BLOCK = 1 << 20
+
+
+def _chunks(total: int, chunk: int, progress: Progress | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rows, padded) for consecutive chunks of range(total): padded repeats the last row up to
+    min(chunk, total) entries, so a jitted function sees one shape per pass and compiles once.
+    progress(done, total) at the start and after each chunk."""
+    size = max(1, min(chunk, total))
+    if progress is not None:
+        progress(0, total)
+    for start in range(0, total, size):
+        rows = np.arange(start, min(start + size, total))
+        yield rows, np.pad(rows, (0, size - len(rows)), mode="edge")
+        if progress is not None:
+            progress(int(rows[-1]) + 1, total)
+
+
+@functools.cache
+def _nearest_fn():
+    import jax
+
+    from pointset_cli import losses
+
+    return jax.jit(lambda x, y, y_mask: losses.nearest_cost(x, y, y_mask, "sq"))
+
+
+def _nearest_sq(a: np.ndarray, b: np.ndarray, b_mask: np.ndarray) -> np.ndarray:
+    """Squared distance from each point of a [c, N, D] to the nearest real point of b [c, S, D]
+    -> [c, N] float64; inf where b has no real point (the search would return its padding)."""
+    cost = np.asarray(_nearest_fn()(a, b, b_mask), np.float64)
+    return np.where(b_mask.any(1)[:, None], cost, np.inf)
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over the real entries of values [c, N] -> [c] float64 (0 where none)."""
+    return np.where(mask, values, 0.0).sum(1) / np.maximum(mask.sum(1), 1)
+
+
+def _real_sets(points, mask) -> tuple[np.ndarray, np.ndarray]:
+    """_as_sets with the padding zeroed: NaN or huge garbage never reaches the search."""
+    points, mask = _as_sets(points, mask)
+    return np.where(mask[..., None], points, 0.0).astype(np.float32), mask
+
+
+def _diagonals(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Bounding-box diagonal of each set's real points [M, N, D] -> [M] float64 (0 for an empty set)."""
+    lo = np.where(mask[..., None], points, np.inf).min(1)
+    hi = np.where(mask[..., None], points, -np.inf).max(1)
+    return np.linalg.norm(np.where(mask.any(1)[:, None], hi - lo, 0.0).astype(np.float64), axis=1)
+
+
+def paired_fscore(x, y, x_mask=None, y_mask=None, *, tau: float = FSCORE_TAU, chunk: int = 64) -> dict[str, np.ndarray]:
+    """F-score of output sets x[i] [N, D] against targets y[i] [S, D] (sizes may differ) at the
+    distance threshold tau * (diagonal of y[i]'s bounding box) (Tatarchenko et al. 2019; the
+    "F-score @ 1%" of completion papers): precision = share of x's real points within the threshold
+    (Euclidean, not squared; strictly less, as the paper) of some real point of y, recall = share
+    of y's within it of x, F = 2PR / (P + R) (0 when both are 0; an empty set's shares are 0).
+    `chunk` pairs per call. -> {"fscore": [b], "precision": [b], "recall": [b]} float64."""
+    x, x_mask = _real_sets(x, x_mask)
+    y, y_mask = _real_sets(y, y_mask)
+    if len(x) != len(y):
+        raise ValueError(f"paired_fscore needs as many outputs as targets, got {len(x)} and {len(y)}")
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    radius_sq = (tau * _diagonals(y, y_mask)) ** 2
+    shares = np.zeros((len(x), 2))  # [b, (precision, recall)]
+    for rows, i in _chunks(len(x), chunk):
+        r2 = radius_sq[i, None]
+        shares[rows] = np.stack([_masked_mean(_nearest_sq(x[i], y[i], y_mask[i]) < r2, x_mask[i]),
+                                 _masked_mean(_nearest_sq(y[i], x[i], x_mask[i]) < r2, y_mask[i])], 1)[: len(rows)]
+    p, r = shares.T
+    f = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+    return {"fscore": f, "precision": p, "recall": r}
+
+
+def one_sided_chamfer(x, y, x_mask=None, y_mask=None, *, chunk: int = 256, progress: Progress | None = None) -> np.ndarray:
+    """[Mx, My] float64: mean over x[i]'s real points of the squared distance to the nearest real
+    point of y[j], for every pair (not symmetric: x[i] inside y[j] gives 0 however much more y[j]
+    has). 0 where x[i] has no real point, else inf where y[j] has none. `chunk` pairs per call;
+    progress(done, total) counts pairs."""
+    x, x_mask = _real_sets(x, x_mask)
+    y, y_mask = _real_sets(y, y_mask)
+    ii, jj = np.divmod(np.arange(len(x) * len(y)), len(y))
+    values = np.zeros(len(ii))
+    for rows, k in _chunks(len(ii), chunk, progress):
+        i, j = ii[k], jj[k]
+        values[rows] = _masked_mean(_nearest_sq(x[i], y[j], y_mask[j]), x_mask[i])[: len(rows)]
+    return values.reshape(len(x), len(y))
+
+
+def nearest_shapes(inputs, candidates, in_mask=None, cand_mask=None, *, points: int = 256, seed: int = 0,
+                   progress: Progress | None = None) -> np.ndarray:
+    """Index [M] of the candidate nearest each input by one-sided Chamfer from the input (input ->
+    candidate), both subsampled to at most `points` random real points each (seeded) to keep the
+    M x C search affordable; ties to the lowest index. progress(done, total) counts pairs."""
+    from pointset_cli.data import batching
+
+    x, x_mask = _real_sets(inputs, in_mask)
+    c, c_mask = _real_sets(candidates, cand_mask)
+    if not len(c):
+        raise ValueError("nearest_shapes needs at least one candidate")
+    if points < 1:
+        raise ValueError(f"points must be >= 1, got {points}")
+    rng = np.random.default_rng(seed)
+    # subsample moves the kept points to the front: the columns past `points` are padding only.
+    x, x_mask = (a[:, :points] for a in batching.subsample(x, x_mask, points, rng))
+    c, c_mask = (a[:, :points] for a in batching.subsample(c, c_mask, points, rng))
+    best = np.zeros(len(x), np.int64)
+    step = max(1, NEAREST_BLOCK // len(c))  # inputs per block: the block's matrix stays bounded
+    for start in range(0, len(x), step):
+        rows = slice(start, start + step)
+        report = None if progress is None else functools.partial(_offset_progress, progress, start * len(c), len(x) * len(c))
+        best[rows] = np.argmin(one_sided_chamfer(x[rows], c, x_mask[rows], c_mask, progress=report), axis=1)
+    return best
+
+
+def _offset_progress(progress: Progress, offset: int, total: int, done: int, _block_total: int) -> None:
+    """One block's count as part of the whole pass's, so the count never goes back."""
+    progress(offset + done, total)

@@ -34,7 +34,7 @@ _FONT = 8  # panel title points
 _CHARS = int(_SIZE * 72 / (_FONT * 0.55))  # characters a panel title holds (DejaVu Sans: ~0.55 em each)
 _MARGIN = 1.08  # panel half-width over the largest half-extent: markers at the edge stay whole
 # (2D colour, 3D depth colour map): a set or an input; the reconstruction beside it
-_STYLES = (("#1f4e79", "viridis"), ("#c55a11", "plasma"))
+_STYLES = (("#1f4e79", "viridis"), ("#c55a11", "plasma"), ("#385723", "cividis"))  # input, output, target
 
 
 def _save(fig: Any, path: Path, force: bool) -> None:
@@ -49,11 +49,13 @@ def sets_figure(
     up_axis: int = 2,
     *,
     inputs: tuple[np.ndarray, np.ndarray] | None = None,
+    targets: tuple[np.ndarray, np.ndarray] | None = None,
     title: str | None = None,
 ) -> Any:
     """A matplotlib Figure of sets, points [B, N, D] (D 2 or 3) with mask [B, N]: one panel per set
-    or, given `inputs` (points [B, M, D] and mask [B, M] that the sets reconstruct), each input and
-    its reconstruction side by side.
+    or, given `inputs` (points [B, M, D] and mask [B, M] that the sets were made from), each input and
+    its reconstruction side by side; `targets` (the whole sets a set-to-set run should give back)
+    add a third panel, and the middle one is the output.
 
     `titles` [B] caption the sets (shortened from the left to fit a panel; each panel adds its point
     count), `title` heads the figure. All panels share one scale, the largest extent of any set or
@@ -67,6 +69,10 @@ def sets_figure(
     if inputs is not None:
         in_points, in_mask = np.asarray(inputs[0]), np.asarray(inputs[1], dtype=bool)
         groups = [[in_points[i][in_mask[i]], *g] for i, g in enumerate(groups)]
+    if targets is not None:
+        t_points, t_mask = np.asarray(targets[0]), np.asarray(targets[1], dtype=bool)
+        groups = [[*g, t_points[i][t_mask[i]]] for i, g in enumerate(groups)]
+    made = "output" if targets is not None else "reconstruction"
     per = len(groups[0]) if groups else 1
     group_cols = max(1, math.ceil(math.sqrt(n / per)))  # about as many panel rows as columns
     rows, cols = max(1, math.ceil(n / group_cols)), group_cols * per
@@ -80,7 +86,8 @@ def sets_figure(
             if per == 1:
                 text = _fit(caption, f" ({len(p)} pts)")
             else:
-                text = _fit(caption, f": input, {len(p)} pts") if j == 0 else f"reconstruction, {len(p)} pts"
+                text = (_fit(caption, f": input, {len(p)} pts") if j == 0
+                        else f"{made if j == 1 else 'target'}, {len(p)} pts")
             ax = fig.add_subplot(rows, cols, (i // group_cols) * cols + (i % group_cols) * per + j + 1, **kw)
             _draw(ax, p, centre, half, up_axis, _STYLES[j])
             ax.set_title(text, fontsize=_FONT)
@@ -98,10 +105,11 @@ def render_sets(
     force: bool = False,
     *,
     inputs: tuple[np.ndarray, np.ndarray] | None = None,
+    targets: tuple[np.ndarray, np.ndarray] | None = None,
     title: str | None = None,
 ) -> Path:
     """`sets_figure` written to `path` (its suffix picks PNG, PDF or SVG) atomically; returns the path."""
-    _save(sets_figure(points, mask, titles, up_axis, inputs=inputs, title=title), path, force)
+    _save(sets_figure(points, mask, titles, up_axis, inputs=inputs, targets=targets, title=title), path, force)
     return Path(path)
 
 

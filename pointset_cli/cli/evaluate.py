@@ -45,10 +45,17 @@ RECON_UNITS = {
     "cardinality_accuracy": ("size acc. (%)", 100.0),
     "retrieval_accuracy": ("nearest its own input (%)", 100.0),
 }
+TASK_UNITS = {
+    "cd": ("CD (x10^3)", 1e3),
+    "emd": ("EMD (x10^2)", 1e2),
+    "fscore": ("F-score (%)", 100.0),
+    "precision": ("precision (%)", 100.0),
+    "recall": ("recall (%)", 100.0),
+}
 
 
 # The table's factor per JSON key (eval's JSON records it as table_scale).
-TABLE_SCALE = {name: factor for name, (_, factor) in {**UNITS, **RECON_UNITS}.items()}
+TABLE_SCALE = {name: factor for name, (_, factor) in {**UNITS, **RECON_UNITS, **TASK_UNITS}.items()}
 ORACLE_NOTE = ("oracle: training sets of the run's dataset scored in place of the samples, "
                "what a model that reproduced its training data would get")
 EVAL_HELP = "\n\n".join((
@@ -63,13 +70,16 @@ EVAL_HELP = "\n\n".join((
     "of radius 0.5 (2D sets: a 28 x 28 disc). Points outside count in its edge cells (the JSON's "
     "jsd_outside_* say how many; a note warns above 5%); --protocol pointflow fits the references into "
     "that ball first.",
+    "A set-to-set run (complete, denoise, upsample) is scored on its task: CD, EMD and the F-score at "
+    "--fscore-tau times each target's bounding-box diagonal, of its outputs, of the inputs themselves and "
+    "of the training shape nearest each input.",
 ))
 
 
 def register(app: typer.Typer) -> None:
     @app.command("eval", cls=Command, epilog=examples(
         "pointset eval runs/tspn --max-sets 200",
-        "pointset eval runs/tspn --what recon --format json",
+        "pointset eval runs/complete --fscore-tau 0.02",
         "pointset eval --samples samples.npy --refs mn10.h5 --split test",
     ), help=EVAL_HELP)
     @handle_errors
@@ -89,6 +99,7 @@ def register(app: typer.Typer) -> None:
         emd_solver: str = typer.Option("auto", "--emd-solver", help="EMD assignment solver: auto (= auction-numba when numba is installed, error bound reported), auction-numba, scipy (exact), optax (exact), auction."),
         emd_search: str = typer.Option("bounds", "--emd-search", help="How each set's EMD-nearest set is found: bounds (solve only the pairs that cheap lower bounds of the EMD cannot rule out; the same results, the JSON's emd_pairs_solved says how many) or all (every pair)."),
         protocol: str = typer.Option("raw", "--protocol", help="JSD frame: raw (the sets as they are) or pointflow (samples and references moved by one shift and scale that fits the references into the grid's ball of radius 0.5). Other metrics are unchanged."),
+        fscore_tau: Optional[float] = typer.Option(None, "--fscore-tau", help="Set-to-set runs: the F-score's distance threshold, as a fraction of each target's bounding-box diagonal (default 0.01)."),
         checkpoint: Optional[str] = CheckpointOption,
         fmt: OutputFormat = FormatOption,
         quiet: bool = QuietOption,
@@ -106,7 +117,9 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"{flag}: unknown split {value!r}; choose one of {', '.join(SPLITS)}")
         if run is not None:
             return _eval_run(run, data, split, "nll" if model_nll else what, seed, max_sets, fmt, quiet,
-                            chosen, checkpoint, protocol, emd_search)
+                            chosen, checkpoint, protocol, emd_search, fscore_tau)
+        if fscore_tau is not None:
+            raise UsageError("--fscore-tau scores a set-to-set RUN; --samples/--refs have no targets")
         if checkpoint is not None:
             raise UsageError("--checkpoint picks a checkpoint of RUN; --samples/--refs have none")
         if samples is None or refs is None:
@@ -225,7 +238,8 @@ def _print_table(result: dict, chosen: tuple[str, ...]) -> None:
 
 def _eval_run(run: Path, data: Path | None, split: str | None, what: str, seed: int, max_sets: int | None,
              fmt: OutputFormat, quiet: bool, metrics: tuple[str, ...] | None = None,
-             checkpoint: str | None = None, protocol: str = "raw", emd_search: str = "bounds") -> None:
+             checkpoint: str | None = None, protocol: str = "raw", emd_search: str = "bounds",
+             fscore_tau: float | None = None) -> None:
     from pointset_cli.run import folder
     from pointset_cli.run.evaluate import evaluate_run
 
@@ -233,7 +247,7 @@ def _eval_run(run: Path, data: Path | None, split: str | None, what: str, seed: 
     with make_progress(quiet) as bar:
         result = evaluate_run(trained, data, split, what, seed, max_sets, metrics=metrics, progress=_phases(bar),
                               notify=None if quiet else lambda line: err_console.print(line, highlight=False),
-                              jsd_protocol=protocol, emd_search=emd_search)
+                              jsd_protocol=protocol, emd_search=emd_search, fscore_tau=fscore_tau)
     result["table_scale"] = TABLE_SCALE
     folder.write_json(trained.paths.eval_json, result)
     if fmt == OutputFormat.json:
@@ -249,6 +263,8 @@ def _print_run_tables(result: dict) -> None:
 
     where = (f"{result['split']} split of {result['dataset']} (normalisation: {result['normalization']}; "
              "distances in its units)")
+    if "task" in result:
+        _print_task_tables(result["task"], where)
     if "reconstruction" in result:
         rec = result["reconstruction"]
         table = Table(title=f"Reconstruction, {rec['n_sets']} sets, {where}; EMD by {rec['emd_solver']}, exact")
@@ -276,3 +292,32 @@ def _print_run_tables(result: dict) -> None:
             table.add_column(title, justify="right")
         table.add_row(*(f"{nll[k]:.2f}" for k in ("nll", "size_nll", "point_nll", "bits_per_point")))
         out_console.print(table)
+
+
+def _print_task_tables(task: dict, where: str) -> None:
+    """The set-to-set scores of the model and the two baselines, overall and F-score per class."""
+    from rich.table import Table
+
+    from pointset_cli.run.set_to_set import ROW_TITLES
+
+    title = (f"{task['task'].capitalize()}, {task['n_sets']} sets, {where}; F-score within "
+             f"{task['fscore_tau']:g} of each target's bounding-box diagonal; "
+             + _method({k: task[k] for k in ("emd_solver", "emd_error_bound")}))
+    caption = (f"input itself: the input scored as the output; nearest training shape: the one of "
+               f"{task['nearest_candidates']:,} training sets nearest each input (one-sided CD from the input)")
+    table = Table(title=title, caption=caption)
+    table.add_column("")
+    for column, _ in TASK_UNITS.values():
+        table.add_column(column, justify="right")
+    for row, scores in task["rows"].items():
+        table.add_row(ROW_TITLES[row], *(f"{scores[k] * f:.2f}" for k, (_, f) in TASK_UNITS.items()))
+    out_console.print(table)
+    classes = list(task["rows"]["model"]["per_class"])
+    if len(classes) > 1:
+        per = Table(title="F-score (%) per class")
+        per.add_column("")
+        for name in classes:
+            per.add_column(name, justify="right")
+        for row, scores in task["rows"].items():
+            per.add_row(ROW_TITLES[row], *(f"{scores['per_class'][c]['fscore'] * 100:.1f}" for c in classes))
+        out_console.print(per)

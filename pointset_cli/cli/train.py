@@ -21,7 +21,7 @@ from pointset_cli.cli._common import (
     make_progress,
     print_json,
 )
-from pointset_cli.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from pointset_cli.config import SET_TO_SET_TASKS, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from pointset_cli.errors import UsageError
 from pointset_cli.models.builtins import listed
 from pointset_cli.models.registry import MODEL_KINDS
@@ -117,7 +117,7 @@ def _resolved(cfg: Any) -> Any:
 def register(app: typer.Typer) -> None:
     @app.command("train", cls=Command, epilog=examples(
         "pointset train mnist.h5 --model tspn --steps 2000 --run-dir runs/tspn",
-        "pointset train mnist.h5 --model dspn --loss hungarian --print-config",
+        "pointset train mn10.h5 --task complete --model tspn --set model.task_options.view=cut",
         "pointset train --config runs/tspn/config.yaml --resume",
     ))
     @handle_errors
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Argument(None, help="Dataset from `pointset prepare` (or data.path in --config)."),
         model: str = typer.Option(None, "--model", "-m", autocompletion=completer(listed(*MODEL_KINDS)), help=f"Model: {', '.join(listed(*MODEL_KINDS))} (default "
                                   f"{ModelConfig.name}; `pointset models` describes each)."),
-        task: str = typer.Option(None, "--task", help=f"autoencode (set -> z -> set) or conditional (label -> set) (default {ModelConfig.task})."),
+        task: str = typer.Option(None, "--task", help=f"autoencode (set -> z -> set), conditional (label -> set), or a set-to-set task made from each training set: complete (a partial view -> the whole), denoise (jitter and outliers -> clean), upsample (a quarter of the points -> all); how inputs are made: --set model.task_options.NAME=V (default {ModelConfig.task})."),
         loss: str = typer.Option(None, "--loss", autocompletion=completer(listed("loss")), help=f"Set loss: {', '.join(listed('loss'))} "
                                  f"(default {ModelConfig.loss})."),
         encoder: str = typer.Option(None, "--encoder", autocompletion=completer(listed("encoder")), help=f"Encoder: {', '.join(listed('encoder'))} "
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         fmt: OutputFormat = FormatOption,
         quiet: bool = QuietOption,
     ) -> None:
-        """Train a set model (autoencoder or conditional generator) into a run folder."""
+        """Train a set model (autoencoder, conditional generator or set-to-set model) into a run folder."""
         from pointset_cli import config
 
         if data is not None and str(data) == "-":
@@ -204,4 +204,7 @@ def register(app: typer.Typer) -> None:
         else:
             for k, v in summary.items():
                 typer.echo(f"{k:14s} {v}")
-        hint(f"next: pointset sample {result.run_dir} -n 16 --render samples.png", quiet)
+        if cfg.model.task in SET_TO_SET_TASKS:
+            hint(f"next: pointset sample {result.run_dir} --from {cfg.data.path} -n 8 --render {cfg.model.task}.png", quiet)
+        else:
+            hint(f"next: pointset sample {result.run_dir} -n 16 --render samples.png", quiet)

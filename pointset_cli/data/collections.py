@@ -1,4 +1,5 @@
-"""Read a collection of sets for `pointset eval`: a dataset HDF5, an .npy/.npz array or a folder.
+"""Read a collection of sets for `pointset eval` (a dataset HDF5, an .npy/.npz array or a folder)
+and for `pointset sample --from` (also one point file, and the name of each set).
 
 Every reader returns points [M, N, D] float32 and mask [M, N] bool; problems raise InputError
 naming the file.
@@ -32,18 +33,44 @@ def read_sets(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndar
     if stdin:
         points, mask = _read_array(path, sys.stdin.buffer.read())
     elif path.is_dir():
-        points, mask = _read_folder(path)
+        points, mask, _ = _read_folder(path)
     elif is_dataset(path):
         points, mask = _read_hdf5(path, split)
     elif path.suffix.lower() in (".npy", ".npz"):
         points, mask = _read_array(path)
     else:
         raise InputError("expected a dataset .h5, an .npy/.npz array [M, N, D] or a folder of point files", path)
+    return _checked(points, mask, path)
+
+
+def _checked(points: np.ndarray, mask: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(points) == 0:
         raise InputError("holds no sets", path)
     if not np.isfinite(points[mask]).all():
         raise InputError("holds non-finite coordinates", path)
     return points, mask
+
+
+def read_named_sets(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Points [M, N, D], mask [M, N] and a file-name stem per set of one point file, a folder of
+    them or an .npy/.npz array (sets named set_0000, ...); HDF5 datasets are read by split instead."""
+    from pointset_cli.io import POINT_SUFFIXES, read_shape
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    if path.is_dir():
+        points, mask, names = _read_folder(path)
+    elif path.suffix.lower() in (".npy", ".npz"):
+        points, mask = _read_array(path)
+        names = [f"set_{i:04d}" for i in range(len(points))]
+    elif path.suffix.lower() in POINT_SUFFIXES:
+        shape = read_shape(path).points
+        points, mask, names = shape[None].astype(np.float32), np.ones((1, len(shape)), bool), [path.stem]
+    else:
+        raise InputError(f"expected a point file ({', '.join(sorted(POINT_SUFFIXES))}), a folder of them, "
+                         "an .npy/.npz array [M, N, D] or a dataset .h5", path)
+    return (*_checked(points, mask, path), names)
 
 
 def _read_hdf5(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +116,7 @@ def _read_array(path: Path, data: bytes | None = None) -> tuple[np.ndarray, np.n
     return points.astype(np.float32), mask
 
 
-def _read_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from pointset_cli.io import POINT_SUFFIXES, read_shape
 
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in POINT_SUFFIXES)
@@ -104,4 +131,4 @@ def _read_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros((len(sets), n_max), bool)
     for i, s in enumerate(sets):
         points[i, : len(s)], mask[i, : len(s)] = s, True
-    return points, mask
+    return points, mask, [f.stem for f in files]

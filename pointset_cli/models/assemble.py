@@ -2,10 +2,12 @@
 in one haiku transform.
 
 Glossary: B batch, N points (padded), D point dimension, K latent size, S output slots.
-Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label. With
-`centre`, the encoder sees each set minus its centroid, encode appends the centroid to z and
-decode adds it back; with size_from "latent", encode appends log(1 + n) and decode builds that many
-points: z = [shape K, centroid D, size code 1].
+Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label;
+set-to-set (complete, denoise, upsample): z = encoder(input made from the set), and the loss
+compares the decoded set with the whole set. With `centre`, the encoder sees each set (or input)
+minus its centroid, encode appends the centroid to z and decode adds it back; with size_from
+"latent", encode appends log(1 + n) and decode builds that many points: z = [shape K, centroid D,
+size code 1].
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import dataclasses
 import functools
 
 import haiku as hk
+import jax
 import jax.numpy as jnp
 
-from pointset_cli.config import SIZE_SOURCES, TASKS, ModelConfig
+from pointset_cli.config import SET_TO_SET_TASKS, SIZE_SOURCES, TASKS, ModelConfig
 from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
-from pointset_cli.models import registry
+from pointset_cli.models import degrade, registry
 from pointset_cli.models.setmodel import DataSpec, SetModel
 from pointset_cli.models.decoder import Decoded, Decoder, TargetLoss
 from pointset_cli.models.cardinality import size_code, sizes_of_code
@@ -42,12 +45,15 @@ def _encoder_config(cfg: ModelConfig, name: str, model: registry.Entry) -> tuple
 
 
 def _uses_encoder(cfg: ModelConfig, model: registry.Entry) -> bool:
-    """Decoders encode sets when autoencoding (conditional ones embed the label); whole models only
-    when given an encoder, and only those that take a latent."""
+    """Decoders encode sets when autoencoding or mapping sets to sets (conditional ones embed the
+    label); whole models only when given an encoder, and only those that take a latent."""
     if model.kind == "decoder":
         if cfg.task == "conditional" and cfg.encoder_options:
             raise UsageError("--task conditional decodes a label embedding: encoder_options do not apply")
-        return cfg.task == "autoencode"
+        return cfg.task != "conditional"
+    if cfg.task in SET_TO_SET_TASKS:
+        raise UsageError(f"--task {cfg.task} needs a decoder ({', '.join(registry.names('decoder'))}); "
+                         f"'{cfg.name}' is a whole model")
     if not cfg.encoder:
         if cfg.encoder_options:
             raise UsageError(f"model '{cfg.name}' has no encoder to take encoder_options")
@@ -80,19 +86,31 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
         encoder_options = dataclasses.asdict(chosen)
     return dataclasses.replace(cfg, encoder=encoder, encoder_options=encoder_options,
                                decoder_options=dataclasses.asdict(options), size_from=_size_from(cfg, model),
-                               centre=_centre(cfg, model))
+                               centre=_centre(cfg, model), task_options=_task_options(cfg))
+
+
+def _task_options(cfg: ModelConfig) -> dict:
+    """Every option of a set-to-set task's inputs (models/degrade.py), validated; none for the others."""
+    if cfg.task not in SET_TO_SET_TASKS:
+        if cfg.task_options:
+            raise UsageError(f"task_options apply to --task {', '.join(SET_TO_SET_TASKS)}, not {cfg.task}")
+        return {}
+    options = registry.config_from_options(degrade.OPTIONS[cfg.task], cfg.task_options, "task_options.")
+    degrade.check_options(cfg.task, options)
+    return dataclasses.asdict(options)
 
 
 def _centre(cfg: ModelConfig, model: registry.Entry) -> bool:
-    """Whether the encoder sees centred sets (the centroid travels in z): autoencoding decoders only."""
-    can = model.kind == "decoder" and cfg.task == "autoencode"
+    """Whether the encoder sees centred sets (the centroid travels in z): decoders of sets only."""
+    can = model.kind == "decoder" and cfg.task != "conditional"
     if cfg.centre and not can:
-        raise UsageError(f"centre needs an autoencoding decoder (model '{cfg.name}' with --task {cfg.task} is not)")
+        raise UsageError(f"centre needs a decoder that encodes sets (model '{cfg.name}' with --task {cfg.task} is not)")
     return can if cfg.centre is None else bool(cfg.centre)
 
 
 def _size_from(cfg: ModelConfig, model: registry.Entry) -> str:
-    """Where the output size comes from: "latent" only for autoencoding decoders that decide their size."""
+    """Where the output size comes from: "latent" only for autoencoding decoders that decide their size
+    (a set-to-set output's size is not its input's: the decoder decides it)."""
     can = model.kind == "decoder" and cfg.task == "autoencode" and model.cardinality != "fixed"
     if cfg.size_from is None:
         return "latent" if can else "decoder"
@@ -122,6 +140,7 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     if latent_sizes and model.cardinality == "size":
         make_decoder = functools.partial(make_decoder, size_head=False)  # the latent decides instead
     k, d = cfg.latent_dim, data.dim
+    make_inputs = _input_maker(cfg)
 
     def forward():
         encoder, decoder = make_encoder(), make_decoder()
@@ -160,8 +179,15 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
             return out
 
         def loss(batch: Batch):
-            points, _ = frame(batch)  # the decoder learns the set in its own frame
-            z = shape_code(batch, points)  # [B, K]
+            if make_inputs is None:
+                points, _ = frame(batch)  # the decoder learns the set in its own frame
+                z = shape_code(batch, points)  # [B, K]
+            else:  # the whole set, in the frame of the input made from it
+                inputs = make_inputs(jax.random.split(hk.next_rng_key(), batch.mask.shape[0]), batch)
+                seen, mean = frame(inputs)
+                z = shape_code(inputs, seen)  # [B, K]
+                points = batch.points if mean is None else batch.points - mean[:, None]
+                points = jnp.where(batch.mask[..., None], points, 0.0)
             sizes = jnp.sum(batch.mask, axis=1)  # [B] true sizes: TSPN/RNN build sets of this size
             out = decoder(z, sizes)
             if not isinstance(out, Decoded):
@@ -191,5 +217,19 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     return SetModel(
         config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),
         encode=encode, decode=decode, reconstruct=reconstruct, cardinality=model.cardinality,
-        latent_width=k + centred * d + latent_sizes,
+        latent_width=k + centred * d + latent_sizes, inputs=make_inputs,
     )
+
+
+def _input_maker(cfg: ModelConfig):
+    """For set-to-set tasks, (keys [B], whole sets Batch) -> the inputs' Batch ([B, N_in, D], labels
+    kept), a pure function of the keys; None for the other tasks."""
+    if cfg.task not in SET_TO_SET_TASKS:
+        return None
+    options = registry.config_from_options(degrade.OPTIONS[cfg.task], cfg.task_options, "task_options.")
+
+    def make_inputs(keys, batch: Batch) -> Batch:
+        points, mask = degrade.make_inputs(cfg.task, options, keys, batch.points, batch.mask)
+        return Batch(points, mask, batch.labels)
+
+    return make_inputs

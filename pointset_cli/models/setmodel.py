@@ -39,6 +39,9 @@ class SetModel(NamedTuple):
     log_prob: Callable[..., Array] | None = None  # likelihood models: (params, batch) -> [B]
     cardinality: str = "fixed"  # the model's size decision: fixed | presence | size
     latent_width: int | None = None  # width of encode's z: K, K + 1 when z carries the size (autoencoders)
+    # Set-to-set tasks: (keys [B], whole sets Batch) -> the inputs' Batch [B, N_in, D], a pure function
+    # of one PRNG key per set; reconstruct(params, rng, inputs) then gives the whole sets.
+    inputs: Callable[..., Any] | None = None
 
 
 def batch_shapes(data: DataSpec, batch: int = 2) -> Any:

@@ -15,7 +15,6 @@ pointset_cli.metrics); `notes` says when more than OUTSIDE_WARN of the points li
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from pointset_cli.errors import UsageError
 from pointset_cli.metrics import GENERATION_METRICS, METRIC_UNITS, PhaseProgress, Progress, subsample
+from pointset_cli.run.load import training_data
 
 WHAT = ("recon", "gen", "nll", "all")
 RETRIEVAL_SETS = 1000  # the retrieval accuracy compares each of at most this many reconstructions with as many inputs
@@ -108,16 +108,11 @@ def _gen_metric_names(wanted: tuple[str, ...], *masks: np.ndarray) -> tuple[tupl
 
 def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """n random training sets of the run's own dataset (what the model learnt from), else of `ds`."""
-    from pointset_cli.data.schema import SetDataset
-
-    own = run.dataset_path
-    separate = own.exists() and own.resolve() != ds.path.resolve()
-    with SetDataset(own) if separate else contextlib.nullcontext(ds) as own_ds:
-        source = own_ds if len(own_ds.indices("train")) else ds
+    with training_data(run, ds) as source:
         train_idx = source.indices("train")
         if len(train_idx) == 0:
             raise UsageError("no training sets for the oracle row: neither the run's dataset nor this one has a "
-                             "train split", own)
+                             "train split", run.dataset_path)
         rng = np.random.default_rng(seed)
         oracle_idx = np.sort(rng.choice(train_idx, min(len(train_idx), n), replace=False))
         points, mask, _ = _read_split(source, oracle_idx)
@@ -162,6 +157,7 @@ def evaluate_run(
     notify: Callable[[str], None] | None = None,
     jsd_protocol: str = "raw",
     emd_search: str = "bounds",
+    fscore_tau: float | None = None,
 ) -> dict[str, Any]:
     """Score a TrainedRun on `split` of `data_path` (default: the run's own dataset; split None:
     test when it holds sets, else val).
@@ -171,6 +167,8 @@ def evaluate_run(
     `notify` gets one line saying how many distance pairs the scoring computes, before it starts;
     `progress` gets (phase, done, total), one named phase after another ("reconstruction: decoding
     sets", "generation, model: CD pairs", ...); `jsd_protocol`, `emd_search`: see metrics.generation_metrics.
+    A set-to-set run (complete, denoise, upsample) is scored on its task instead ("task": see
+    run.set_to_set.task_scores; `fscore_tau` its F-score threshold), under what "recon" or "all".
 
     Returns {"run", "dataset", "split", "step", "seed", "normalization", "n_sets", "units" (of each
     raw value, in the dataset's normalised coordinates), "reconstruction"?, "generation"?,
@@ -183,6 +181,10 @@ def evaluate_run(
         raise UsageError(f"--what must be one of {', '.join(WHAT)}")
     path = Path(data_path) if data_path else run.dataset_path
     autoencoder = run.config.model.task == "autoencode" and run.model.sample is None
+    set_to_set = run.model.inputs is not None
+    if set_to_set and what in ("gen", "nll"):
+        raise UsageError(f"a {run.config.model.task} run makes sets from inputs: it has no generation or "
+                         "likelihood to score (--what recon or all scores its task)")
     if what == "recon" and not autoencoder:
         raise UsageError(f"reconstruction needs an autoencoder; model {run.config.model.name!r} "
                          f"with task {run.config.model.task} has none")
@@ -200,6 +202,13 @@ def evaluate_run(
         out: dict[str, Any] = {"run": str(run.paths.root), "dataset": str(path), "split": split, "step": run.step,
                                "seed": seed, "normalization": ds.normalization, "n_sets": len(idx),
                                "units": dict(METRIC_UNITS)}
+        if set_to_set:
+            from pointset_cli.run.set_to_set import task_scores
+
+            if notify is not None:
+                notify(f"scoring the {run.config.model.task} task on {len(idx):,} sets of the {split} split")
+            out["task"] = task_scores(run, ds, idx, seed, fscore_tau, progress)
+            return out
         if notify is not None:
             recon = what in ("recon", "all") and autoencoder
             equal = len(np.unique(ds.sizes()[idx])) == 1

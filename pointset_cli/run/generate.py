@@ -33,11 +33,13 @@ class SetCollection:
     classes: list[str]
     normalized: bool  # False after --denormalize (source units)
     # For pictures: the heading (run, step, what the sets are), a short caption per set (where it
-    # came from, its class where known), and for reconstructions the sets they reconstruct
-    # (points [B, N, D], mask [B, N]), drawn beside them.
+    # came from, its class where known), for reconstructions and set-to-set outputs the sets they
+    # were made from (points [B, N, D], mask [B, N]), and the whole sets a set-to-set run should give
+    # back, where known: drawn beside them.
     title: str = ""
     captions: list[str] | None = None
     inputs: tuple[np.ndarray, np.ndarray] | None = None
+    targets: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def generated(run: Any, n: int, seed: int, label: str | None = None, size: int | None = None,
@@ -46,6 +48,8 @@ def generated(run: Any, n: int, seed: int, label: str | None = None, size: int |
     if n < 1:
         raise UsageError("-n must be at least 1")
     labels = None if label is None else np.full(n, run.label_index(label), np.int32)
+    if run.model.inputs is not None:
+        raise UsageError(f"a {run.config.model.task} run makes sets from inputs: give them with --from PATH")
     if label is not None and run.config.model.task != "conditional" and run.model.sample is not None:
         raise UsageError(f"--label needs a conditional run or an autoencoder; model {run.config.model.name!r} "
                          "samples without labels")
@@ -60,7 +64,7 @@ def generated(run: Any, n: int, seed: int, label: str | None = None, size: int |
     what = f"{n} samples" + (f" of class {run.info['classes'][labels[0]]}" if label is not None else "")
     what += (f", temperature {temperature:g}" if temperature != 1 else "") + (f", {size} points each" if size else "")
     return SetCollection(points, mask, labels, names, run.info["classes"], not denormalize,
-                         _heading(run, what), captions)
+                         heading(run, what), captions)
 
 
 def reconstructed(run: Any, data_path: Path | None, split: str | None, n: int | None, seed: int,
@@ -80,27 +84,27 @@ def reconstructed(run: Any, data_path: Path | None, split: str | None, n: int | 
         rec = reconstruct_sets(run, ds, idx, seed=seed, batch_size=run.config.data.batch_size)
         points = ds.denormalize(rec["recon_points"], idx) if denormalize else rec["recon_points"]
         inputs = ds.denormalize(rec["points"], idx) if denormalize else rec["points"]
-        names = [f"recon_{i:05d}_{_stem(s)}" for i, s in zip(idx, ds.names(idx), strict=True)]
+        names = [f"recon_{i:05d}_{set_stem(s)}" for i, s in zip(idx, ds.names(idx), strict=True)]
         labels = ds.labels(None)[idx]
-        captions = [_caption(s) + (f" \u00b7 class {ds.classes[c]}" if len(ds.classes) > 1 else "")
+        captions = [set_caption(s) + (f" \u00b7 class {ds.classes[c]}" if len(ds.classes) > 1 else "")
                     for s, c in zip(ds.names(idx), labels, strict=True)]
-        title = _heading(run, f"reconstructions of {len(idx)} {split} sets of {path.name}")
+        title = heading(run, f"reconstructions of {len(idx)} {split} sets of {path.name}")
         return SetCollection(points, rec["recon_mask"], labels, names, list(ds.classes), not denormalize,
                              title, captions, (inputs, rec["mask"]))
 
 
-def _heading(run: Any, what: str) -> str:
+def heading(run: Any, what: str) -> str:
     """A picture's title: which run, which step, what the sets are."""
     return f"{run.paths.root.resolve().name}, step {run.step}: {what}"
 
 
-def _caption(source: str) -> str:
+def set_caption(source: str) -> str:
     """A short caption of a dataset set name: the set's index within its file when the file holds
     many ("t10k-images-idx3-ubyte.gz#27" -> "#27"), else the file's stem ("chair/chair_0001.off" -> "chair_0001")."""
     return f"#{source.split('#')[1]}" if "#" in source else Path(source).stem
 
 
-def _stem(source: str) -> str:
+def set_stem(source: str) -> str:
     """A file-name-safe stem of a dataset set name ("chair/train/chair_0001.pcd" -> "chair_0001")."""
     stem = Path(source.split("#")[0]).stem + (f"_{source.split('#')[1]}" if "#" in source else "")
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "set"
@@ -185,6 +189,27 @@ def _prior_latents(run: Any, n: int, rng: np.random.Generator, temperature: floa
         raise UsageError(f"the run's latent prior has no part for class {run.info['classes'][int(labels[0])]!r} "
                          "(fitted before per-class priors existed, or too few training sets of it)")
     return mixture.sample(n, rng, temperature)
+
+
+def model_outputs(run: Any, points: np.ndarray, mask: np.ndarray, seed: int = 0, batch_size: int = 64,
+                  progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What a run that encodes sets (an autoencoder or a set-to-set run) makes of the sets [M, N, D]
+    with mask [M, N]: its outputs [M, S, D] and mask [M, S], at the sizes it decides."""
+    import jax
+
+    if run.config.model.task == "conditional" or run.model.sample is not None:
+        raise UsageError(f"model {run.config.model.name!r} with task {run.config.model.task} does not encode sets")
+    reconstruct = jax.jit(run.model.reconstruct)
+    key = jax.random.PRNGKey(seed)
+    out = []
+    report = progress or _no_progress
+    for i, (a, b) in enumerate(_chunks(len(points), batch_size)):
+        rows = _pad_rows(np.arange(a, b), batch_size)
+        p, m = reconstruct(run.params, jax.random.fold_in(key, i),
+                           Batch(points[rows].astype(np.float32), mask[rows], np.zeros(batch_size, np.int32)))
+        out.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))
+        report(b, len(points))
+    return np.concatenate([p for p, _ in out]), np.concatenate([m for _, m in out])
 
 
 def reconstruct_sets(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, batch_size: int = 64,

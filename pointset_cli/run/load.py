@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,20 @@ class TrainedRun:
     def denormalize_generated(self, points: np.ndarray) -> np.ndarray:
         """Generated sets [B, S, D] -> source units with the mean training frame (float64)."""
         return np.asarray(points, np.float64) * self.info["scale"] + np.asarray(self.info["center"])
+
+
+@contextlib.contextmanager
+def training_data(run: Any, ds: Any) -> Iterator[Any]:
+    """The open SetDataset whose train split `run` (anything with a `dataset_path`) learnt from: its
+    own dataset when that is found and holds training sets, else `ds` (an open SetDataset), left open."""
+    from pointset_cli.data.schema import SetDataset
+
+    own = run.dataset_path
+    if not own.exists() or own.resolve() == Path(ds.path).resolve():
+        yield ds
+        return
+    with SetDataset(own) as own_ds:
+        yield own_ds if len(own_ds.indices("train")) else ds
 
 
 def _unrecorded(given: Any, resolved: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,32 @@ def _tiny_config(name: str, **overrides):
     encoder_options = dict(registry.get("encoder", encoder).tiny) if encoder else {}
     return ModelConfig(name=name, encoder=encoder, latent_dim=16, encoder_options=encoder_options,
                        decoder_options=dict(entry.tiny), **overrides)
+
+
+# The learning tests train at twice the registered tiny widths (and latent): at width 16 TSPN's
+# Chamfer ended at 1.5x the best fixed set's, at width 32 at 0.85x with 22% of its
+# reconstructions nearest their own input.
+WIDER = 2
+WIDTH_KEYS = ("width", "hidden", "ffn", "mlp_hidden", "rho", "head_hidden")
+
+
+def _wider_config(name: str, **overrides):
+    """_tiny_config(name, **overrides) with every width (an int or a tuple of them) and the latent WIDER times as wide."""
+    def scale(value):
+        return tuple(WIDER * v for v in value) if isinstance(value, tuple | list) else WIDER * value
+
+    def wider(options: dict) -> dict:
+        return {k: scale(v) if k in WIDTH_KEYS else v for k, v in options.items()}
+
+    tiny = _tiny_config(name, **overrides)
+    return dataclasses.replace(tiny, latent_dim=WIDER * tiny.latent_dim, encoder_options=wider(tiny.encoder_options),
+                               decoder_options=wider(tiny.decoder_options))
+
+
+@pytest.fixture(scope="session")
+def wider_config():
+    """wider_config(name, **ModelConfig overrides) -> the tiny ModelConfig at WIDER times its widths."""
+    return _wider_config
 
 
 @pytest.fixture(scope="session")

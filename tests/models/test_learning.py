@@ -3,8 +3,6 @@ best single fixed set and follow their own inputs, and every size-deciding decod
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,28 +16,15 @@ from pointset_cli.models import DataSpec, build_model, registry
 from pointset_cli.training.optim import make_optimizer
 from pointset_cli.training.state import init_state
 from pointset_cli.training.steps import make_train_step
+from pointset_testing.setdata import padded_batch
 
 DIGITS = 64
 STEPS = 300
-# The models learn at twice their registered tiny widths (and latent): at width 16 TSPN's Chamfer
-# ended at 1.5x the best fixed set's, at width 32 at 0.85x with 22% of its reconstructions nearest
-# their own input.
-WIDER = 2
-WIDTH_KEYS = ("width", "hidden", "ffn", "mlp_hidden", "rho", "head_hidden")
 # Decoders that do not yet beat the best single fixed set at that size in STEPS steps (their
 # full-size runs do, after ~1,000 steps: BENCHMARKS.md). Strict: one that starts to pass fails here,
 # so this list only shrinks.
 NOT_YET = {"rnn", "dspn", "slot", "queries"}
 SIZE_DECIDING = [n for n in registry.names("decoder") if registry.get("decoder", n).cardinality != "fixed"]
-
-
-def padded(sets: list[np.ndarray], labels: np.ndarray) -> Batch:
-    n = max(len(s) for s in sets)
-    points = np.zeros((len(sets), n, sets[0].shape[1]), np.float32)
-    mask = np.zeros((len(sets), n), bool)
-    for i, s in enumerate(sets):
-        points[i, : len(s)], mask[i, : len(s)] = s, True
-    return Batch(jnp.asarray(points), jnp.asarray(mask), jnp.asarray(labels, jnp.int32))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +33,7 @@ def digits(bundled_data) -> Batch:
     from pointset_cli.io.mnist import image_to_set, read_mnist
 
     images, labels = read_mnist(bundled_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
-    return padded([image_to_set(image, 127) for image in images[:DIGITS]], labels[:DIGITS])
+    return padded_batch([image_to_set(image, 127) for image in images[:DIGITS]], labels[:DIGITS])
 
 
 def fixed_set_baseline(batch: Batch, steps: int = 600) -> float:
@@ -75,14 +60,6 @@ def fixed_set_baseline(batch: Batch, steps: int = 600) -> float:
     return float(loss(points))
 
 
-def wider(options: dict) -> dict:
-    """`options` with every width (an int or a tuple of them) WIDER times as wide."""
-    def scale(value):
-        return tuple(WIDER * v for v in value) if isinstance(value, tuple | list) else WIDER * value
-
-    return {k: scale(v) if k in WIDTH_KEYS else v for k, v in options.items()}
-
-
 def reconstruction_scores(model, params, batch: Batch) -> tuple[float, float]:
     """(mean Chamfer at the model's own sizes, retrieval accuracy) of the batch's reconstructions."""
     points, mask = jax.jit(model.reconstruct)(params, jax.random.key(1), batch)
@@ -100,13 +77,11 @@ def baseline(digits) -> float:
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet learning at twice its tiny size")) if n in NOT_YET
     else n for n in registry.names("decoder")])
-def test_autoencoder_learns_reconstructions_that_follow_their_input(name, digits, baseline, tiny_config):
+def test_autoencoder_learns_reconstructions_that_follow_their_input(name, digits, baseline, wider_config):
     """Trained as `pointset train` trains (warm-up, cosine decay, clipping) on one batch of 64 digits:
     the Chamfer halves, beats the best single fixed set, and at least 10% of the reconstructions
     (6x chance) are nearest their own input among the 64."""
-    tiny = tiny_config(name)
-    cfg = dataclasses.replace(tiny, latent_dim=WIDER * tiny.latent_dim, encoder_options=wider(tiny.encoder_options),
-                              decoder_options=wider(tiny.decoder_options))
+    cfg = wider_config(name)
     model = build_model(cfg, DataSpec(dim=2, n_max=digits.points.shape[1], n_classes=10))
     optimizer = make_optimizer(OptimConfig(lr=3e-3, warmup_steps=50), STEPS)
     state = init_state(model, optimizer, 0, digits)
@@ -126,7 +101,7 @@ def test_size_deciding_decoders_count_sets_of_one_to_eight_points(name, tiny_con
     (the latent carries it), before any training and whatever the points are."""
     rng = np.random.default_rng(0)
     sizes = np.tile(np.arange(1, 9), 4)
-    batch = padded([rng.uniform(size=(n, 2)) for n in sizes], np.zeros(len(sizes)))
+    batch = padded_batch([rng.uniform(size=(n, 2)) for n in sizes], np.zeros(len(sizes)))
     model = build_model(tiny_config(name), DataSpec(dim=2, n_max=8, n_classes=1))
     params = model.init(jax.random.key(0), batch)
     _, mask = jax.jit(model.reconstruct)(params, jax.random.key(1), batch)

@@ -52,7 +52,7 @@ def test_build_model_rejects_bad_decoder_option_task_and_loss():
     with pytest.raises(UsageError, match="decoder_options.steps"):
         build_model(ModelConfig(name="dspn", decoder_options={"stpes": 3}), MNIST)
     with pytest.raises(UsageError, match="unknown task"):
-        build_model(ModelConfig(name="mlp", task="denoise"), MNIST)
+        build_model(ModelConfig(name="mlp", task="densify"), MNIST)
     with pytest.raises(UsageError, match="unknown loss 'chamfr'"):
         build_model(ModelConfig(name="mlp", loss="chamfr"), MNIST)
     with pytest.raises(UsageError, match="multiple of the Set Transformer's seeds"):

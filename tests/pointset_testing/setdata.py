@@ -19,6 +19,20 @@ def pad_with_garbage(sets: list[np.ndarray], rng: np.random.Generator, n_max: in
     return points, mask
 
 
+def padded_batch(sets: list[np.ndarray], labels: np.ndarray):
+    """Sets of varying size -> a Batch of JAX arrays: points [B, N, D] (zero padding), mask [B, N], labels [B]."""
+    import jax.numpy as jnp
+
+    from pointset_cli.data.batching import Batch
+
+    n = max(len(s) for s in sets)
+    points = np.zeros((len(sets), n, sets[0].shape[1]), np.float32)
+    mask = np.zeros((len(sets), n), bool)
+    for i, s in enumerate(sets):
+        points[i, : len(s)], mask[i, : len(s)] = s, True
+    return Batch(jnp.asarray(points), jnp.asarray(mask), jnp.asarray(labels, jnp.int32))
+
+
 BUNDLED_CHAIRS = Path(__file__).resolve().parents[2] / "data" / "modelnet10_subset" / "chair" / "test"
 
 
