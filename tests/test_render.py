@@ -62,6 +62,20 @@ def test_a_reconstruction_is_drawn_beside_its_input_under_a_title(tiny_sets):
     assert len(sets_figure(recon, mask[:5]).axes) == 5  # without inputs: one panel per set
 
 
+def test_a_set_to_set_output_is_drawn_between_its_input_and_its_target(tiny_sets):
+    from pointset_cli.render import sets_figure
+
+    points, mask = tiny_sets
+    half = mask[:3] & (np.cumsum(mask[:3], axis=1) <= mask[:3].sum(1, keepdims=True) // 2)
+    fig = sets_figure(points[3:6], mask[3:6], ["#0", "#1", "#2"], inputs=(points[:3], half),
+                      targets=(points[:3], mask[:3]))
+    assert len(fig.axes) == 9
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == [f"#0: input, {half[0].sum()} pts", f"output, {mask[3].sum()} pts",
+                          f"target, {mask[0].sum()} pts"]
+    assert all(t.startswith("target") for t in titles[2::3])
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 def test_every_panel_holds_all_its_points_at_one_scale(dim):
     """Sets far apart (unnormalised, one much larger): each panel is centred on its own set, all
