@@ -187,3 +187,16 @@ def test_nearest_shapes_is_reproducible_for_a_seed(digits):
     assert runs[0].dtype == np.int64 and runs[0].shape == (12,)
     with pytest.raises(ValueError, match="candidate"):
         metrics.nearest_shapes(x, c[:0], xm, cm[:0])
+
+
+def test_paired_emd_works_in_chunks_and_the_auction_is_within_its_bound():
+    """The pairs go through in chunks (each an [N, S] cost matrix: a whole split at once ran out of
+    memory); any chunk gives the same values, and the auction is within its error bound of exact."""
+    rng = np.random.default_rng(3)
+    chairs = np.stack(modelnet_chairs(7, 64, rng)).astype(np.float32)
+    others = chairs[::-1].copy()
+    exact = metrics.paired_emd(chairs, others, chunk=64)
+    assert np.allclose(metrics.paired_emd(chairs, others, chunk=3), exact, atol=1e-6)
+    auction = metrics.paired_emd(chairs, others, solver="auction-numba", chunk=2)
+    assert np.all(np.abs(auction - exact) <= metrics.emd_error_bound("auction-numba", chairs, others) + 1e-6)
+    assert exact[3] == pytest.approx(0.0, abs=1e-6) and exact.max() > 0.05  # the middle pair is one chair twice
