@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pointset_cli.data.batching import Batch
+from pointset_cli.models.setmodel import batch_shapes
 from pointset_cli.errors import PointsetError
 from pointset_cli.fsutil import atomic_folder, atomic_path, check_replaceable_folder
 
@@ -31,8 +32,9 @@ def write_params_npz(params: Any, path: Path, force: bool = False) -> Path:
 
 def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = False) -> list[Path]:
     """`out/decoder.stablehlo` (z [B, K], key uint32 [2] -> points [B, S, D], mask [B, S]),
-    `out/encoder.stablehlo` for autoencoders (points [B, N, D], mask [B, N] -> z [B, K]) and
-    `out/manifest.json` with the shapes; parameters are constants inside the artifacts.
+    `out/encoder.stablehlo` for autoencoders (points [B, N, D], mask [B, N] -> z [B, K]; for a
+    set-to-set run N is its input slots, pad or mask to them) and `out/manifest.json` with the
+    shapes; parameters are constants inside the artifacts.
     """
     import jax
     import jax.numpy as jnp
@@ -51,10 +53,13 @@ def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = Fal
 
     artifacts = {"decoder": jax_export.export(jax.jit(decode))(
         jax.ShapeDtypeStruct((batch_size, k), jnp.float32), jax.ShapeDtypeStruct((2,), jnp.uint32))}
-    if run.config.model.task == "autoencode":
+    if run.config.model.task == "autoencode" or model.inputs is not None:
+        n_in = n_max if model.inputs is None else jax.eval_shape(  # the slots of the inputs the run makes
+            model.inputs, jax.random.split(jax.random.PRNGKey(0), batch_size),
+            batch_shapes(model.data, batch_size)).mask.shape[1]
         artifacts["encoder"] = jax_export.export(jax.jit(encode))(
-            jax.ShapeDtypeStruct((batch_size, n_max, dim), jnp.float32),
-            jax.ShapeDtypeStruct((batch_size, n_max), jnp.bool_))
+            jax.ShapeDtypeStruct((batch_size, n_in, dim), jnp.float32),
+            jax.ShapeDtypeStruct((batch_size, n_in), jnp.bool_))
     manifest = {"batch_size": batch_size, "latent_dim": k, "n_max": n_max, "dim": dim, "step": run.step,
                 "artifacts": {name: {"inputs": [str(a) for a in exp.in_avals], "outputs": [str(a) for a in exp.out_avals]}
                               for name, exp in artifacts.items()},

@@ -118,6 +118,13 @@ def test_the_other_tasks_train_and_score(cli, tiny_mnist, tmp_path, task):
         assert rows["input"]["precision"] == pytest.approx(1.0) and rows["input"]["recall"] < 1.0
     else:  # jitter and outliers move points off the shape
         assert rows["input"]["precision"] < 1.0
+    exported = cli(["export", run, "--what", "model", "--format", "stablehlo", "--out", tmp_path / "hlo",
+                    "--batch-size", "2"])
+    assert exported.exit_code == 0, exported.stderr
+    encoder = json.loads((tmp_path / "hlo" / "manifest.json").read_text())["artifacts"]["encoder"]
+    n_max = json.loads((run / "data.json").read_text())["n_max"]
+    n_in = -(-n_max // 4) if task == "upsample" else n_max + -(-n_max // 10)  # a quarter; outlier slots added
+    assert encoder["inputs"] == [f"float32[2,{n_in},2]", f"bool[2,{n_in}]"]
 
 
 def test_the_python_api_maps_sets_to_sets(complete_run, tiny_sets):
