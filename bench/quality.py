@@ -223,6 +223,7 @@ def modelnet_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
 
 TASKS = ("complete", "denoise", "upsample")
 TASK_SEEDS = (8, 1)  # PMA seeds of the Set Transformer encoder: an intermediate set of 8 tokens, or one vector
+ATTENDING = ("tspn", "queries", "slot")  # decoders that attend to the encoder's set (the others: one DeepSets vector)
 
 
 def task_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
@@ -231,13 +232,13 @@ def task_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
     jobs = []
     for task in TASKS:
         for model in models:
-            for seeds in TASK_SEEDS:
-                name = f"modelnet10_{task}_{model}_k{seeds}"
+            for seeds in TASK_SEEDS if model in ATTENDING else (None,):
+                name = f"modelnet10_{task}_{model}" + (f"_k{seeds}" if seeds else "")
                 jobs.append(Job(
                     name,
                     [PS, "train", str(allcls), "--task", task, "--model", model, "--steps", str(steps),
                      "--batch-size", "32", "--eval-every", str(max(steps // 4, 1)), "--seed", "0",
-                     "--set", f"model.encoder_options.seeds={seeds}"],
+                     *(["--set", f"model.encoder_options.seeds={seeds}"] if seeds else [])],
                     [eval_cmd(work, name, "--split", "test"),
                      render_cmd(work, name, "--from", str(allcls), "--split", "test", n=6)],
                     steps * 2.0,

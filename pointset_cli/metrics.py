@@ -398,15 +398,16 @@ def paired_chamfer(x, y, x_mask=None, y_mask=None) -> np.ndarray:
     return np.asarray(_pair_fn("cd", "")(x, x_mask, y, y_mask), np.float64)
 
 
-def paired_emd(x, y, x_mask=None, y_mask=None, *, solver: str = "auto", chunk: int = 64) -> np.ndarray:
+def paired_emd(x, y, x_mask=None, y_mask=None, *, solver: str = "auto", chunk: int = 64,
+               progress: Progress | None = None) -> np.ndarray:
     """EMD (input units) between matching sets x[i] [N, D] and y[i] [S, D] of equal size -> [b]
     (solver: pointset_cli.distances.assignment's, "auto" is exact on CPU; or "auction-numba").
     `chunk` pairs at a time: each holds an [N, S] cost matrix (a whole ModelNet test split at once
-    was 13 GB)."""
+    was 13 GB); progress(done, total) counts pairs."""
     x, x_mask = _as_sets(x, x_mask)
     y, y_mask = _as_sets(y, y_mask)
     pairs = np.arange(len(x))
-    return _pair_values("emd", x, x_mask, y, y_mask, pairs, pairs, solver, chunk).astype(np.float64)
+    return _pair_values("emd", x, x_mask, y, y_mask, pairs, pairs, solver, chunk, progress).astype(np.float64)
 
 
 def reconstruction_metrics(x, y, x_mask=None, y_mask=None, *, emd_solver: str = "auto", per_pair: bool = False) -> dict:

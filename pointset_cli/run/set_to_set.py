@@ -79,17 +79,18 @@ def resized(points: np.ndarray, mask: np.ndarray, sizes: np.ndarray, seed: int) 
 
 
 def row_scores(out: np.ndarray, out_mask: np.ndarray, target: np.ndarray, target_mask: np.ndarray,
-               tau: float, seed: int) -> dict[str, np.ndarray]:
+               tau: float, seed: int, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Per set [M]: cd, emd (outputs resampled to the target's size where it differs; by the solver
     all-pairs EMD uses, within metrics.emd_error_bound of the optimum), fscore, precision, recall;
-    and `resized` [M] bool, where the EMD resampled."""
+    and `resized` [M] bool, where the EMD resampled. progress(done, total) counts EMD pairs."""
     from pointset_cli import metrics
 
     sizes = target_mask.sum(1)
     wrong = out_mask.sum(1) != sizes
     even_p, even_m = resized(out, out_mask, sizes, seed)
     scores = {"cd": metrics.paired_chamfer(out, target, out_mask, target_mask),
-              "emd": metrics.paired_emd(even_p, target, even_m, target_mask, solver=metrics.resolve_emd_solver("auto"))}
+              "emd": metrics.paired_emd(even_p, target, even_m, target_mask, solver=metrics.resolve_emd_solver("auto"),
+                                        progress=progress)}
     scores.update(metrics.paired_fscore(out, target, out_mask, target_mask, tau=tau))
     return {**scores, "resized": wrong}
 
@@ -143,7 +144,8 @@ def task_scores(run: Any, ds: Any, idx: np.ndarray, seed: int = 0, tau: float | 
                                                     phase("nearest training shape: one-sided CD pairs"))
     rows = {}
     for name, (p, m) in (("model", (out, out_mask)), ("input", (inputs, in_mask)), ("nearest", (near, near_mask))):
-        rows[name] = _summary(row_scores(p, m, target, target_mask, tau, seed), labels, list(ds.classes))
+        scores = row_scores(p, m, target, target_mask, tau, seed, phase(f"{ROW_TITLES[name]}: EMD pairs"))
+        rows[name] = _summary(scores, labels, list(ds.classes))
     return {"task": task, "task_options": dict(run.config.model.task_options), "n_sets": len(idx),
             "fscore_tau": tau, "rows": rows, "nearest_candidates": candidates,
             "cardinality_accuracy": metrics.cardinality_accuracy(out_mask.sum(1), target_mask.sum(1)),
