@@ -46,8 +46,8 @@ RECON_UNITS = {
     "retrieval_accuracy": ("nearest its own input (%)", 100.0),
 }
 TASK_UNITS = {
-    "cd": ("CD (x10^3)", 1e3),
-    "emd": ("EMD (x10^2)", 1e2),
+    "cd": RECON_UNITS["cd"],
+    "emd": RECON_UNITS["emd"],
     "fscore": ("F-score (%)", 100.0),
     "precision": ("precision (%)", 100.0),
     "recall": ("recall (%)", 100.0),

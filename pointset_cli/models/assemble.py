@@ -95,9 +95,14 @@ def _task_options(cfg: ModelConfig) -> dict:
         if cfg.task_options:
             raise UsageError(f"task_options apply to --task {', '.join(SET_TO_SET_TASKS)}, not {cfg.task}")
         return {}
-    options = registry.config_from_options(degrade.OPTIONS[cfg.task], cfg.task_options, "task_options.")
+    options = _task_config(cfg)
     degrade.check_options(cfg.task, options)
     return dataclasses.asdict(options)
+
+
+def _task_config(cfg: ModelConfig):
+    """The frozen options (models/degrade.py) of a set-to-set task's inputs, from cfg.task_options."""
+    return registry.config_from_options(degrade.OPTIONS[cfg.task], cfg.task_options, "task_options.")
 
 
 def _centre(cfg: ModelConfig, model: registry.Entry) -> bool:
@@ -226,7 +231,7 @@ def _input_maker(cfg: ModelConfig):
     kept), a pure function of the keys; None for the other tasks."""
     if cfg.task not in SET_TO_SET_TASKS:
         return None
-    options = registry.config_from_options(degrade.OPTIONS[cfg.task], cfg.task_options, "task_options.")
+    options = _task_config(cfg)
 
     def make_inputs(keys, batch: Batch) -> Batch:
         points, mask = degrade.make_inputs(cfg.task, options, keys, batch.points, batch.mask)

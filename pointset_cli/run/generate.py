@@ -110,11 +110,11 @@ def set_stem(source: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "set"
 
 
-def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
     return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
 
 
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
     """`a` with its first axis padded to `rows` by repeating rows (one shape, one compilation)."""
     return a if len(a) == rows else np.resize(a, (rows, *a.shape[1:]))
 
@@ -154,7 +154,7 @@ def sample_sets(
     report(0, n)
     if model.sample is not None:
         outs = []
-        for i, (a, b) in enumerate(_chunks(n, chunk)):
+        for i, (a, b) in enumerate(chunk_bounds(n, chunk)):
             p, m = model.sample(params, jax.random.fold_in(key, i), b - a, jnp.asarray(labels[a:b]))
             outs.append((np.asarray(p), np.asarray(m)))  # read back: the count follows finished work
             report(b, n)
@@ -167,8 +167,8 @@ def sample_sets(
         decode = jax.jit(model.decode)
         sizes = None if size is None else np.full(chunk, size, np.int32)
         outs = []
-        for i, (a, b) in enumerate(_chunks(n, chunk)):
-            p, m = decode(params, jax.random.fold_in(key, i), _pad_rows(z[a:b], chunk), sizes)
+        for i, (a, b) in enumerate(chunk_bounds(n, chunk)):
+            p, m = decode(params, jax.random.fold_in(key, i), pad_rows(z[a:b], chunk), sizes)
             outs.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))
             report(b, n)
     points = np.concatenate([np.asarray(p) for p, _ in outs]).astype(np.float32)
@@ -203,8 +203,8 @@ def model_outputs(run: Any, points: np.ndarray, mask: np.ndarray, seed: int = 0,
     key = jax.random.PRNGKey(seed)
     out = []
     report = progress or _no_progress
-    for i, (a, b) in enumerate(_chunks(len(points), batch_size)):
-        rows = _pad_rows(np.arange(a, b), batch_size)
+    for i, (a, b) in enumerate(chunk_bounds(len(points), batch_size)):
+        rows = pad_rows(np.arange(a, b), batch_size)
         p, m = reconstruct(run.params, jax.random.fold_in(key, i),
                            Batch(points[rows].astype(np.float32), mask[rows], np.zeros(batch_size, np.int32)))
         out.append((np.asarray(p)[: b - a], np.asarray(m)[: b - a]))

@@ -25,7 +25,8 @@ import numpy as np
 
 from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
-from pointset_cli.run.generate import SetCollection, heading, model_outputs, reconstructed, set_caption, set_stem
+from pointset_cli.run.generate import (SetCollection, chunk_bounds, heading, model_outputs, pad_rows, reconstructed,
+                                       set_caption, set_stem)
 from pointset_cli.run.load import training_data
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -55,9 +56,8 @@ def make_inputs(run: Any, points: np.ndarray, mask: np.ndarray, index: np.ndarra
     keys_of = jax.jit(jax.vmap(lambda i: jax.random.fold_in(base, i)))
     make = jax.jit(run.model.inputs)
     out = []
-    for start in range(0, len(points), chunk):
-        stop = min(start + chunk, len(points))
-        rows = np.resize(np.arange(start, stop), chunk)  # one shape, one compilation
+    for start, stop in chunk_bounds(len(points), chunk):
+        rows = pad_rows(np.arange(start, stop), chunk)  # one shape, one compilation
         batch = Batch(points[rows], mask[rows], np.zeros(chunk, np.int32))
         made = make(keys_of(np.asarray(index)[rows].astype(np.uint32)), batch)
         out.append((np.asarray(made.points)[: stop - start], np.asarray(made.mask)[: stop - start]))
