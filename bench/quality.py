@@ -20,6 +20,7 @@ bench/results/quality_<suite>_<run>.png; prints a table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import queue
 import shutil
@@ -224,6 +225,7 @@ def modelnet_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
 TASKS = ("complete", "denoise", "upsample")
 TASK_SEEDS = (8, 1)  # PMA seeds of the Set Transformer encoder: an intermediate set of 8 tokens, or one vector
 ATTENDING = ("tspn", "queries", "slot")  # decoders that attend to the encoder's set (the others: one DeepSets vector)
+KEEPING = ("complete", "upsample")  # tasks whose input is part of the target: also trained with keep_input
 
 
 def task_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
@@ -232,13 +234,15 @@ def task_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
     jobs = []
     for task in TASKS:
         for model in models:
-            for seeds in TASK_SEEDS if model in ATTENDING else (None,):
-                name = f"modelnet10_{task}_{model}" + (f"_k{seeds}" if seeds else "")
+            for seeds, keep in itertools.product(TASK_SEEDS if model in ATTENDING else (None,),
+                                                 (False, True) if task in KEEPING else (False,)):
+                name = f"modelnet10_{task}_{model}" + (f"_k{seeds}" if seeds else "") + ("_keep" if keep else "")
                 jobs.append(Job(
                     name,
                     [PS, "train", str(allcls), "--task", task, "--model", model, "--steps", str(steps),
                      "--batch-size", "32", "--eval-every", str(max(steps // 4, 1)), "--seed", "0",
-                     *(["--set", f"model.encoder_options.seeds={seeds}"] if seeds else [])],
+                     *(["--set", f"model.encoder_options.seeds={seeds}"] if seeds else []),
+                     *(["--set", "model.task_options.keep_input=true"] if keep else [])],
                     [eval_cmd(work, name, "--split", "test"),
                      render_cmd(work, name, "--from", str(allcls), "--split", "test", n=6)],
                     steps * 2.0,
@@ -312,6 +316,8 @@ def main() -> None:
         names = {j.name for j in suite_jobs}
         rows = [r for r in results if r["name"] in names]
         out = RESULTS / f"quality_{suite}.json"
+        earlier = json.loads(out.read_text())["runs"] if out.exists() else []  # runs not redone this time stay
+        rows = [r for r in earlier if r["name"] not in names] + rows
         out.write_text(json.dumps({"suite": suite, "wall_s": round(time.time() - start, 1), "runs": rows}, indent=1))
         print("\n".join(table(rows)))
         print(f"wrote {out}", file=sys.stderr)

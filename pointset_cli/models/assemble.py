@@ -4,7 +4,9 @@ in one haiku transform.
 Glossary: B batch, N points (padded), D point dimension, K latent size, S output slots.
 Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label;
 set-to-set (complete, denoise, upsample): z = encoder(input made from the set), and the loss
-compares the decoded set with the whole set. With `centre`, the encoder sees each set (or input)
+compares the decoded set with the whole set; with task_options.keep_input (complete, upsample) the
+output is the input's own points followed by the decoder's, which adds the n - n_in points the
+input lacks (as completion networks such as PF-Net keep the partial scan). With `centre`, the encoder sees each set (or input)
 minus its centroid, encode appends the centroid to z and decode adds it back; with size_from
 "latent", encode appends log(1 + n) and decode builds that many points: z = [shape K, centroid D,
 size code 1].
@@ -146,12 +148,16 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         make_decoder = functools.partial(make_decoder, size_head=False)  # the latent decides instead
     k, d = cfg.latent_dim, data.dim
     make_inputs = _input_maker(cfg)
+    keep_input = bool(cfg.task_options.get("keep_input"))
 
     def forward():
         encoder, decoder = make_encoder(), make_decoder()
         if not isinstance(decoder, Decoder):
             raise TypeError(f"decoder '{cfg.name}' does not satisfy models.decoder.Decoder "
                             "(an `ordered` flag and __call__(z, sizes) -> Decoded)")
+        if keep_input and isinstance(decoder, TargetLoss):  # its extra term encodes the whole target
+            raise UsageError(f"task_options.keep_input does not apply to decoder '{cfg.name}': its "
+                             "representation loss needs the set it decodes to be the whole target")
 
         def frame(batch: Batch):
             """(points the encoder sees [B, N, D], centroid [B, D] or None): centred when cfg.centre."""
@@ -184,6 +190,7 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
             return out
 
         def loss(batch: Batch):
+            kept = None
             if make_inputs is None:
                 points, _ = frame(batch)  # the decoder learns the set in its own frame
                 z = shape_code(batch, points)  # [B, K]
@@ -193,13 +200,17 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                 z = shape_code(inputs, seen)  # [B, K]
                 points = batch.points if mean is None else batch.points - mean[:, None]
                 points = jnp.where(batch.mask[..., None], points, 0.0)
+                if keep_input:
+                    kept = (jnp.where(inputs.mask[..., None], seen, 0.0), inputs.mask)
             sizes = jnp.sum(batch.mask, axis=1)  # [B] true sizes: TSPN/RNN build sets of this size
+            if kept is not None:  # ... of the points the input lacks
+                sizes = jnp.maximum(sizes - jnp.sum(kept[1], axis=1), 0)
             out = decoder(z, sizes)
             if not isinstance(out, Decoded):
                 raise TypeError(f"decoder '{cfg.name}' returned {type(out).__name__}, not models.decoder.Decoded")
             if isinstance(decoder, TargetLoss):
                 out = out._replace(aux_loss=decoder.target_loss(z, points, batch.mask))
-            return objective(out, points, batch.mask, cfg, model.cardinality, decoder.ordered)
+            return objective(out, points, batch.mask, cfg, model.cardinality, decoder.ordered, kept)
 
         return loss, (encode, decode, loss)
 
@@ -217,7 +228,11 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         return out.points, out.mask
 
     def reconstruct(params, rng, batch):
-        return decode(params, rng, encode(params, batch), None)
+        points, mask = decode(params, rng, encode(params, batch), None)
+        if not keep_input:
+            return points, mask
+        return (jnp.concatenate([jnp.where(batch.mask[..., None], batch.points, 0.0), points], 1),
+                jnp.concatenate([batch.mask, mask], 1))
 
     return SetModel(
         config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),

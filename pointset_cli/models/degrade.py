@@ -43,6 +43,7 @@ class CompleteOptions:
     # a 1,024-point shape left near-side pixels empty and parts of its far side showed through.
     grid: int = 16
     input_points: int = 0  # resample each view to exactly this many points (repeats when fewer); 0: as seen
+    keep_input: bool = False  # the output is the input's points plus what the decoder adds (see assemble)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class DenoiseOptions:
 @dataclass(frozen=True)
 class UpsampleOptions:
     ratio: int = 4  # the input is a random ceil(n / ratio) of the n points (PU-Net's 4x upsampling)
+    keep_input: bool = False  # the output is the input's points plus what the decoder adds (see assemble)
 
 
 OPTIONS = {"complete": CompleteOptions, "denoise": DenoiseOptions, "upsample": UpsampleOptions}
@@ -86,6 +88,8 @@ def check_options(task: str, options) -> None:
             raise UsageError(f"outliers must be a fraction in [0, 1], got {options.outliers!r}")
     else:
         _check_count("ratio", options.ratio, 2)
+    if not isinstance(getattr(options, "keep_input", False), bool):
+        raise UsageError(f"keep_input must be true or false, got {options.keep_input!r}")
 
 
 def _extra_slots(outliers: float, n_max: int) -> int:

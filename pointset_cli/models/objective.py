@@ -48,16 +48,31 @@ def set_loss(cfg: ModelConfig, points, mask, presence, target, target_mask, unor
     return registry.get("loss", cfg.loss).build(cfg, points, mask, presence, target, target_mask, unordered_presence)
 
 
-def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, ordered: bool):
-    """(scalar total, dict of scalar metrics) for decoder output `out` against target [B, N, D]."""
+def _joined(kept, points, mask, presence):
+    """The kept points [B, N_in, D] (mask [B, N_in]) followed by the decoder's: every kept point real,
+    present with probability 1."""
+    kept_points, kept_mask = kept
+    joined_presence = None if presence is None else jnp.concatenate([kept_mask.astype(presence.dtype), presence], 1)
+    return (jnp.concatenate([kept_points, points], 1), jnp.concatenate([kept_mask, mask], 1), joined_presence)
+
+
+def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, ordered: bool, kept=None):
+    """(scalar total, dict of scalar metrics) for decoder output `out` against target [B, N, D].
+
+    kept: None, or (points [B, N_in, D], mask [B, N_in]) that join the decoder's output in the set
+    loss; the decoder then decides (and its size terms score) only the n - n_in points it adds.
+    """
     sizes = jnp.sum(target_mask, axis=1)  # [B]
+    if kept is not None:
+        sizes = jnp.maximum(sizes - jnp.sum(kept[1], axis=1), 0)
     unordered = mode == "presence" and not ordered
     steps = out.iterates if out.iterates is not None else ((out.points, out.presence),)
     per_step = []
     presence_terms = []
     for points, presence in steps:
         mask = presence_mask(presence, sizes, ordered) if mode == "presence" else out.mask
-        per_step.append(set_loss(cfg, points, mask, presence, target, target_mask, unordered))
+        output = (points, mask, presence) if kept is None else _joined(kept, points, mask, presence)
+        per_step.append(set_loss(cfg, *output, target, target_mask, unordered))
         if mode == "presence":
             presence_terms.append(presence_bce(presence, sizes, ordered))
     metrics = {"set_loss": jnp.mean(per_step[-1])}

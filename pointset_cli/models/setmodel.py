@@ -40,7 +40,8 @@ class SetModel(NamedTuple):
     cardinality: str = "fixed"  # the model's size decision: fixed | presence | size
     latent_width: int | None = None  # width of encode's z: K, K + 1 when z carries the size (autoencoders)
     # Set-to-set tasks: (keys [B], whole sets Batch) -> the inputs' Batch [B, N_in, D], a pure function
-    # of one PRNG key per set; reconstruct(params, rng, inputs) then gives the whole sets.
+    # of one PRNG key per set; reconstruct(params, rng, inputs) then gives the whole sets (with
+    # task_options.keep_input: the input's points, then the decoder's).
     inputs: Callable[..., Any] | None = None
 
 

@@ -61,6 +61,8 @@ def write_stablehlo(run: Any, out: Path, batch_size: int = 16, force: bool = Fal
             jax.ShapeDtypeStruct((batch_size, n_in, dim), jnp.float32),
             jax.ShapeDtypeStruct((batch_size, n_in), jnp.bool_))
     manifest = {"batch_size": batch_size, "latent_dim": k, "n_max": n_max, "dim": dim, "step": run.step,
+                # the whole output is the input's points, then the decoder's (models/assemble.py)
+                "keep_input": bool(run.config.model.task_options.get("keep_input")),
                 "artifacts": {name: {"inputs": [str(a) for a in exp.in_avals], "outputs": [str(a) for a in exp.out_avals]}
                               for name, exp in artifacts.items()},
                 "load": "jax.export.deserialize(open(path, 'rb').read()).call(*inputs)"}

@@ -31,7 +31,8 @@ def test_train_records_every_task_option(complete_run):
 
     cfg = config.load(complete_run / "config.yaml")
     assert cfg.model.task == "complete"
-    assert cfg.model.task_options == {"view": "cut", "keep_min": 0.4, "keep_max": 0.8, "grid": 16, "input_points": 0}
+    assert cfg.model.task_options == {"view": "cut", "keep_min": 0.4, "keep_max": 0.8, "grid": 16, "input_points": 0,
+                                      "keep_input": False}
 
 
 def test_eval_scores_the_model_beside_both_baselines(cli, complete_run, tiny_mnist):
@@ -125,6 +126,36 @@ def test_the_other_tasks_train_and_score(cli, tiny_mnist, tmp_path, task):
     n_max = json.loads((run / "data.json").read_text())["n_max"]
     n_in = -(-n_max // 4) if task == "upsample" else n_max + -(-n_max // 10)  # a quarter; outlier slots added
     assert encoder["inputs"] == [f"float32[2,{n_in},2]", f"bool[2,{n_in}]"]
+
+
+def test_keep_input_outputs_hold_the_input(cli, tiny_mnist, tiny_sets, tmp_path):
+    """upsample with keep_input: the output holds the input's points, so it reaches every target point
+    the input reaches (recall at least the input's) and, with TSPN deciding how many it adds, the
+    sizes; the export says the input joins the decoder's points."""
+    run = tmp_path / "keep"
+    result = cli(["train", tiny_mnist, "--task", "upsample", "--steps", "2", *SETS, "--run-dir", run, "-q",
+                  "--set", "model.task_options.keep_input=true"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(cli(["eval", run, "--format", "json", "-q"]).stdout)["task"]["rows"]
+    assert rows["model"]["recall"] >= rows["input"]["recall"] > 0
+    import pointset_cli as ps
+
+    points, mask = tiny_sets
+    sparse = [points[i][mask[i]][::4] for i in range(2)]
+    for given, done in zip(sparse, ps.load_run(run).outputs(sparse)):
+        gaps = np.linalg.norm(given[:, None] - done[None], axis=-1).min(axis=1)
+        assert len(done) > len(given) and gaps.max() < 1e-4  # each given point is in the output
+    exported = cli(["export", run, "--what", "model", "--format", "stablehlo", "--out", tmp_path / "hlo",
+                    "--batch-size", "2"])
+    assert exported.exit_code == 0, exported.stderr
+    assert json.loads((tmp_path / "hlo" / "manifest.json").read_text())["keep_input"] is True
+    refused = cli(["train", tiny_mnist, "--task", "complete", "--model", "dspn", "--steps", "1", *SETS,
+                   "--run-dir", tmp_path / "dspn", "-q", "--set", "model.task_options.keep_input=true"])
+    assert refused.exit_code == 2 and "keep_input does not apply to decoder 'dspn'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    denoise = cli(["train", tiny_mnist, "--task", "denoise", "--set", "model.task_options.keep_input=true",
+                   "--print-config"])
+    assert denoise.exit_code == 2 and "task_options.keep_input" in denoise.stderr
 
 
 def test_the_python_api_maps_sets_to_sets(complete_run, tiny_sets):
