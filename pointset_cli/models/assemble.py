@@ -27,7 +27,7 @@ from pointset_cli.errors import UsageError
 from pointset_cli.models import degrade, registry
 from pointset_cli.models.setmodel import DataSpec, SetModel
 from pointset_cli.models.decoder import Decoded, Decoder, TargetLoss
-from pointset_cli.models.cardinality import size_code, sizes_of_code
+from pointset_cli.models.cardinality import decided_sizes, size_code, sizes_of_code
 from pointset_cli.models.layers import masked_pool
 from pointset_cli.models.objective import objective
 
@@ -212,10 +212,20 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                 out = out._replace(aux_loss=decoder.target_loss(z, points, batch.mask))
             return objective(out, points, batch.mask, cfg, model.cardinality, decoder.ordered, kept)
 
-        return loss, (encode, decode, loss)
+        def decode_adding(z, n_kept):
+            """keep_input: the points to add to inputs of n_kept [B] points. A fixed-size decoder makes
+            the set n_max; a size classifier predicts the whole set's size; presence decides."""
+            if model.cardinality == "fixed":
+                return decode(z, jnp.maximum(data.n_max - n_kept, 0))
+            if model.cardinality == "size":
+                whole = decided_sizes(decode(z, None), "size")
+                return decode(z, jnp.maximum(whole - n_kept, 0))
+            return decode(z, None)
+
+        return loss, (encode, decode, loss, decode_adding)
 
     transformed = hk.multi_transform(forward)
-    encode_apply, decode_apply, loss_apply = transformed.apply
+    encode_apply, decode_apply, loss_apply, adding_apply = transformed.apply
 
     def init(rng, batch):
         return transformed.init(rng, batch)
@@ -228,11 +238,11 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         return out.points, out.mask
 
     def reconstruct(params, rng, batch):
-        points, mask = decode(params, rng, encode(params, batch), None)
         if not keep_input:
-            return points, mask
-        return (jnp.concatenate([jnp.where(batch.mask[..., None], batch.points, 0.0), points], 1),
-                jnp.concatenate([batch.mask, mask], 1))
+            return decode(params, rng, encode(params, batch), None)
+        out = adding_apply(params, rng, encode(params, batch), jnp.sum(batch.mask, axis=1))
+        return (jnp.concatenate([jnp.where(batch.mask[..., None], batch.points, 0.0), out.points], 1),
+                jnp.concatenate([batch.mask, out.mask], 1))
 
     return SetModel(
         config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),

@@ -60,21 +60,22 @@ def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, or
     """(scalar total, dict of scalar metrics) for decoder output `out` against target [B, N, D].
 
     kept: None, or (points [B, N_in, D], mask [B, N_in]) that join the decoder's output in the set
-    loss; the decoder then decides (and its size terms score) only the n - n_in points it adds.
+    loss; the decoder adds the n - n_in points the input lacks: presence decides those, a size
+    classifier (which cannot count the input) still predicts the whole set's n.
     """
     sizes = jnp.sum(target_mask, axis=1)  # [B]
-    if kept is not None:
-        sizes = jnp.maximum(sizes - jnp.sum(kept[1], axis=1), 0)
+    n_kept = 0 if kept is None else jnp.sum(kept[1], axis=1)
+    added = jnp.maximum(sizes - n_kept, 0)  # [B] what the decoder makes
     unordered = mode == "presence" and not ordered
     steps = out.iterates if out.iterates is not None else ((out.points, out.presence),)
     per_step = []
     presence_terms = []
     for points, presence in steps:
-        mask = presence_mask(presence, sizes, ordered) if mode == "presence" else out.mask
+        mask = presence_mask(presence, added, ordered) if mode == "presence" else out.mask
         output = (points, mask, presence) if kept is None else _joined(kept, points, mask, presence)
         per_step.append(set_loss(cfg, *output, target, target_mask, unordered))
         if mode == "presence":
-            presence_terms.append(presence_bce(presence, sizes, ordered))
+            presence_terms.append(presence_bce(presence, added, ordered))
     metrics = {"set_loss": jnp.mean(per_step[-1])}
     total = jnp.mean(jnp.stack(per_step))
     if presence_terms:
@@ -87,6 +88,7 @@ def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, or
         metrics["aux_loss"] = jnp.mean(out.aux_loss)
         total = total + metrics["aux_loss"]
     if cfg.size_from != "latent":  # else the size is given: exact by construction
-        metrics["card_acc"] = jnp.mean((decided_sizes(out, mode, ordered) == sizes).astype(jnp.float32))
+        whole = decided_sizes(out, mode, ordered) + (n_kept if mode == "presence" else 0)  # fixed: all S slots
+        metrics["card_acc"] = jnp.mean((whole == sizes).astype(jnp.float32))
     metrics["loss"] = total
     return total, metrics
