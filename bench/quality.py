@@ -316,8 +316,10 @@ def main() -> None:
         names = {j.name for j in suite_jobs}
         rows = [r for r in results if r["name"] in names]
         out = RESULTS / f"quality_{suite}.json"
-        earlier = json.loads(out.read_text())["runs"] if out.exists() else []  # runs not redone this time stay
-        rows = [r for r in earlier if r["name"] not in names] + rows
+        # Runs not redone this time stay: a row is its train command (a name at another budget is another row).
+        earlier = json.loads(out.read_text())["runs"] if out.exists() else []
+        redone = {r["train_cmd"] for r in rows}
+        rows = [r for r in earlier if r["train_cmd"] not in redone] + rows
         out.write_text(json.dumps({"suite": suite, "wall_s": round(time.time() - start, 1), "runs": rows}, indent=1))
         print("\n".join(table(rows)))
         print(f"wrote {out}", file=sys.stderr)
