@@ -28,8 +28,8 @@ from pointset_cli.models import degrade, registry
 from pointset_cli.models.setmodel import DataSpec, SetModel
 from pointset_cli.models.decoder import Decoded, Decoder, TargetLoss
 from pointset_cli.models.cardinality import decided_sizes, size_code, sizes_of_code
-from pointset_cli.models.layers import masked_pool
-from pointset_cli.models.objective import objective
+from pointset_cli.models.layers import masked_pool, zero_padding
+from pointset_cli.models.objective import added_sizes, joined, objective
 
 
 def _choice(value: str, valid: tuple[str, ...], what: str) -> None:
@@ -199,13 +199,11 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                 seen, mean = frame(inputs)
                 z = shape_code(inputs, seen)  # [B, K]
                 points = batch.points if mean is None else batch.points - mean[:, None]
-                points = jnp.where(batch.mask[..., None], points, 0.0)
+                points = zero_padding(points, batch.mask)
                 if keep_input:
-                    kept = (jnp.where(inputs.mask[..., None], seen, 0.0), inputs.mask)
-            sizes = jnp.sum(batch.mask, axis=1)  # [B] true sizes: TSPN/RNN build sets of this size
-            if kept is not None:  # ... of the points the input lacks
-                sizes = jnp.maximum(sizes - jnp.sum(kept[1], axis=1), 0)
-            out = decoder(z, sizes)
+                    kept = (zero_padding(seen, inputs.mask), inputs.mask)
+            # [B] true sizes (of the points the input lacks, when kept): TSPN/RNN build sets of this size
+            out = decoder(z, added_sizes(batch.mask, kept))
             if not isinstance(out, Decoded):
                 raise TypeError(f"decoder '{cfg.name}' returned {type(out).__name__}, not models.decoder.Decoded")
             if isinstance(decoder, TargetLoss):
@@ -241,8 +239,8 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         if not keep_input:
             return decode(params, rng, encode(params, batch), None)
         out = adding_apply(params, rng, encode(params, batch), jnp.sum(batch.mask, axis=1))
-        return (jnp.concatenate([jnp.where(batch.mask[..., None], batch.points, 0.0), out.points], 1),
-                jnp.concatenate([batch.mask, out.mask], 1))
+        points, mask, _ = joined((zero_padding(batch.points, batch.mask), batch.mask), out.points, out.mask)
+        return points, mask
 
     return SetModel(
         config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),

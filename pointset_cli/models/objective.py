@@ -48,9 +48,15 @@ def set_loss(cfg: ModelConfig, points, mask, presence, target, target_mask, unor
     return registry.get("loss", cfg.loss).build(cfg, points, mask, presence, target, target_mask, unordered_presence)
 
 
-def _joined(kept, points, mask, presence):
-    """The kept points [B, N_in, D] (mask [B, N_in]) followed by the decoder's: every kept point real,
-    present with probability 1."""
+def added_sizes(target_mask, kept=None) -> jax.Array:
+    """[B] how many points the decoder makes: each whole set's n, less its kept input's n_in (>= 0)."""
+    sizes = jnp.sum(target_mask, axis=1)
+    return sizes if kept is None else jnp.maximum(sizes - jnp.sum(kept[1], axis=1), 0)
+
+
+def joined(kept, points, mask, presence=None):
+    """The kept points [B, N_in, D] (mask [B, N_in]) followed by the decoder's points [B, S, D], mask
+    [B, S] and presence [B, S] or None: every kept point real, present with probability 1."""
     kept_points, kept_mask = kept
     joined_presence = None if presence is None else jnp.concatenate([kept_mask.astype(presence.dtype), presence], 1)
     return (jnp.concatenate([kept_points, points], 1), jnp.concatenate([kept_mask, mask], 1), joined_presence)
@@ -65,14 +71,14 @@ def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, or
     """
     sizes = jnp.sum(target_mask, axis=1)  # [B]
     n_kept = 0 if kept is None else jnp.sum(kept[1], axis=1)
-    added = jnp.maximum(sizes - n_kept, 0)  # [B] what the decoder makes
+    added = added_sizes(target_mask, kept)  # [B] what the decoder makes
     unordered = mode == "presence" and not ordered
     steps = out.iterates if out.iterates is not None else ((out.points, out.presence),)
     per_step = []
     presence_terms = []
     for points, presence in steps:
         mask = presence_mask(presence, added, ordered) if mode == "presence" else out.mask
-        output = (points, mask, presence) if kept is None else _joined(kept, points, mask, presence)
+        output = (points, mask, presence) if kept is None else joined(kept, points, mask, presence)
         per_step.append(set_loss(cfg, *output, target, target_mask, unordered))
         if mode == "presence":
             presence_terms.append(presence_bce(presence, added, ordered))
