@@ -55,6 +55,11 @@ class ModelConfig:
     # code and is added back to the decoded set (attention pooling of uncentred [0, 1] digits gave
     # nearly the same z for every input). None resolves to true for autoencoding decoders.
     centre: bool | None = None
+    # --task conditional with a decoder: z = [the label's embedding, a style code of this width
+    # encoded from the set], so that one label samples many sets: the l-GMM prior of each class
+    # draws the style (with the centroid and size). 0: z is the label's embedding alone, and every
+    # sample of a label is the same set. None resolves to half the latent for conditional decoders, else 0.
+    style_dim: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,7 +410,7 @@ def save(cfg: RunConfig, path: Path) -> None:
 
 
 # Options a run's config.yaml may predate, with the value that reproduces what such a run trained.
-_BEFORE_OPTION = {("model", "size_from"): "decoder", ("model", "centre"): False}
+_BEFORE_OPTION = {("model", "size_from"): "decoder", ("model", "centre"): False, ("model", "style_dim"): 0}
 
 
 def load_run_yaml(path: str | Path) -> dict[str, Any]:

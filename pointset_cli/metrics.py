@@ -28,6 +28,7 @@ METRIC_UNITS = {
     "mmd_cd": "squared units", "mmd_emd": "units", "cov_cd": "fraction", "cov_emd": "fraction",
     "nna_cd": "fraction", "nna_emd": "fraction", "jsd": "bits", "cd": "squared units", "emd": "units",
     "cd_own_size": "squared units", "cardinality_accuracy": "fraction", "retrieval_accuracy": "fraction",
+    "label_nn_cd": "fraction",
 }
 JSD_RESOLUTION = 28  # cells per axis, as PointFlow
 GRID_RADIUS = 0.5  # the JSD grid covers the ball of this radius around the origin
@@ -163,6 +164,12 @@ def coverage(d_sr: np.ndarray) -> float:
     return float(len(np.unique(np.argmin(d_sr, axis=1))) / d_sr.shape[1])
 
 
+def nearest_label_accuracy(d_sr: np.ndarray, sample_labels: np.ndarray, ref_labels: np.ndarray) -> float:
+    """Share of samples whose nearest reference (d_sr [Ms, Mr]; ties to the lower index) has the
+    sample's label [Ms] (ref_labels [Mr]), in [0, 1]: a 1-NN classifier's verdict on labelled samples."""
+    return float(np.mean(np.asarray(ref_labels)[np.argmin(d_sr, axis=1)] == np.asarray(sample_labels)))
+
+
 def one_nna(d_ss: np.ndarray, d_sr: np.ndarray, d_rr: np.ndarray) -> float:
     """Leave-one-out 1-nearest-neighbour accuracy over samples and references together, in [0, 1].
 
@@ -242,6 +249,7 @@ def generation_metrics(
     emd_search: str = "bounds",
     jsd_protocol: str = "raw",
     progress: PhaseProgress | None = None,
+    labels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """MMD, COV, 1-NNA (CD and EMD) and JSD of generated samples [Ms, N, D] against refs [Mr, N, D].
 
@@ -255,7 +263,8 @@ def generation_metrics(
     total): one count over all the matrices of each kind (with emd_search "bounds", EMD pairs
     count as done once ruled out or solved), and emd_pairs (what all pairs would be),
     emd_pairs_bounded, emd_pairs_bracketed and emd_pairs_solved (how many got the dual bound, a
-    coarse auction's bracket, an exact solve) are returned.
+    coarse auction's bracket, an exact solve) are returned. With `labels` (the labels the samples were
+    asked for [Ms], the references' [Mr]) and a CD metric, label_nn_cd is nearest_label_accuracy by CD.
     """
     unknown = sorted(set(metrics) - set(GENERATION_METRICS))
     if unknown:
@@ -284,6 +293,9 @@ def generation_metrics(
         a, am, b, bm = {"sr": (s, s_mask, r, r_mask), "ss": (s, s_mask, s, s_mask), "rr": (r, r_mask, r, r_mask)}[which]
         fn = pairwise_cd if kind == "cd" else _emd_with(emd_solver)
         mats[kind, which] = fn(a, b, am, bm, progress=tracker.stage(kind))
+    if labels is not None and ("cd", "sr") in mats:
+        out["label_nn_cd"] = nearest_label_accuracy(mats["cd", "sr"], np.asarray(labels[0])[keep_s],
+                                                    np.asarray(labels[1])[keep_r])
     for kind in ("cd", "emd"):
         if f"mmd_{kind}" in metrics:
             out[f"mmd_{kind}"] = mmd(mats[kind, "sr"])

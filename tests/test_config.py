@@ -137,15 +137,20 @@ def test_a_run_config_written_before_an_option_keeps_what_that_run_trained(tmp_p
     old = tmp_path / "config.yaml"
     old.write_text("model:\n  name: tspn\n")
     assert config.load(old).model.size_from == "decoder" and config.load(old).model.centre is False
+    assert config.load(old).model.style_dim == 0  # a conditional run from then decoded its label alone
     resumed = config.resolve(old, base_file=old)
     assert (resumed.model.size_from, resumed.model.centre) == ("decoder", False)
     assert config.resolve(old).model.size_from is None  # a new run from the same file: today's defaults
     new = resolve_model(ModelConfig(name="tspn"))
     assert (new.size_from, new.centre) == ("latent", True)
     assert resolve_model(ModelConfig(name="mlp")).size_from == "decoder"  # fixed size: nothing to carry
-    conditional = resolve_model(ModelConfig(name="tspn", task="conditional"))
-    assert (conditional.size_from, conditional.centre) == ("decoder", False)
-    for bad in ({"size_from": "latent", "task": "conditional"}, {"centre": True, "name": "poisson"},
-                {"size_from": "nowhere"}):
+    conditional = resolve_model(ModelConfig(name="tspn", task="conditional"))  # a style code: sets are encoded
+    assert (conditional.size_from, conditional.centre, conditional.style_dim) == ("latent", True, 64)
+    label_only = resolve_model(ModelConfig(name="tspn", task="conditional", style_dim=0))
+    assert (label_only.size_from, label_only.centre, label_only.encoder) == ("decoder", False, None)
+    assert resolve_model(ModelConfig(name="gast", task="conditional")).style_dim == 0
+    for bad in ({"size_from": "latent", "task": "conditional", "style_dim": 0}, {"centre": True, "name": "poisson"},
+                {"size_from": "nowhere"}, {"style_dim": 8}, {"task": "conditional", "style_dim": 128},
+                {"task": "conditional", "style_dim": 0, "encoder_options": {"heads": 2}}):
         with pytest.raises(UsageError):
             resolve_model(ModelConfig(**{"name": "tspn", **bad}))

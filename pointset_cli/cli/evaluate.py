@@ -35,6 +35,7 @@ UNITS = {
     "nna_cd": ("1-NNA-CD (%)", 100.0),
     "nna_emd": ("1-NNA-EMD (%)", 100.0),
     "jsd": ("JSD (x10^2)", 1e2),
+    "label_nn_cd": ("nearest ref. of its label (%)", 100.0),  # conditional runs
 }
 
 

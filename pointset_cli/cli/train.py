@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Argument(None, help="Dataset from `pointset prepare` (or data.path in --config)."),
         model: str = typer.Option(None, "--model", "-m", autocompletion=completer(listed(*MODEL_KINDS)), help=f"Model: {', '.join(listed(*MODEL_KINDS))} (default "
                                   f"{ModelConfig.name}; `pointset models` describes each)."),
-        task: str = typer.Option(None, "--task", help=f"autoencode (set -> z -> set), conditional (label -> set), or a set-to-set task made from each training set: complete (a partial view -> the whole), denoise (jitter and outliers -> clean), upsample (a quarter of the points -> all); how inputs are made: --set model.task_options.NAME=V (default {ModelConfig.task})."),
+        task: str = typer.Option(None, "--task", help=f"autoencode (set -> z -> set), conditional (label + a style code -> set; --set model.style_dim=0: the label alone), or a set-to-set task made from each training set: complete (a partial view -> the whole), denoise (jitter and outliers -> clean), upsample (a quarter of the points -> all); how inputs are made: --set model.task_options.NAME=V (default {ModelConfig.task})."),
         loss: str = typer.Option(None, "--loss", autocompletion=completer(listed("loss")), help=f"Set loss: {', '.join(listed('loss'))} "
                                  f"(default {ModelConfig.loss})."),
         encoder: str = typer.Option(None, "--encoder", autocompletion=completer(listed("encoder")), help=f"Encoder: {', '.join(listed('encoder'))} "

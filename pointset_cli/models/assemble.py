@@ -2,7 +2,8 @@
 in one haiku transform.
 
 Glossary: B batch, N points (padded), D point dimension, K latent size, S output slots.
-Autoencode: z = encoder(points, mask); conditional: z = a learned embedding of the label;
+Autoencode: z = encoder(points, mask); conditional: z = [a learned embedding of the label, a style
+code encoder(points, mask) of width style_dim] (the label's embedding alone when style_dim is 0);
 set-to-set (complete, denoise, upsample): z = encoder(input made from the set), and the loss
 compares the decoded set with the whole set; with task_options.keep_input (complete, upsample) the
 output is the input's own points followed by the decoder's, which adds the n - n_in points the
@@ -46,13 +47,36 @@ def _encoder_config(cfg: ModelConfig, name: str, model: registry.Entry) -> tuple
                                                "encoder_options.")
 
 
+def _style_dim(cfg: ModelConfig, model: registry.Entry) -> int:
+    """The width of a conditional decoder's style code (half the latent unless given); 0 elsewhere."""
+    can = model.kind == "decoder" and cfg.task == "conditional"
+    if cfg.style_dim is None:
+        return cfg.latent_dim // 2 if can else 0
+    if cfg.style_dim and not can:
+        raise UsageError(f"style_dim needs --task conditional with a decoder (model '{cfg.name}' with --task {cfg.task})")
+    if not 0 <= cfg.style_dim < cfg.latent_dim:
+        raise UsageError(f"style_dim must be between 0 and latent_dim - 1 = {cfg.latent_dim - 1}, got {cfg.style_dim}")
+    return int(cfg.style_dim)
+
+
+def _encodes_sets(cfg: ModelConfig, model: registry.Entry) -> bool:
+    """Whether a decoder's z holds a code encoded from the set (all tasks but label-only conditional)."""
+    return model.kind == "decoder" and (cfg.task != "conditional" or cfg.style_dim > 0)
+
+
+def _code_width(cfg: ModelConfig) -> int:
+    """The width of the encoder's output: the whole shape code, or a conditional run's style code."""
+    return cfg.style_dim if cfg.task == "conditional" else cfg.latent_dim
+
+
 def _uses_encoder(cfg: ModelConfig, model: registry.Entry) -> bool:
-    """Decoders encode sets when autoencoding or mapping sets to sets (conditional ones embed the
-    label); whole models only when given an encoder, and only those that take a latent."""
+    """Decoders encode sets unless they decode a label's embedding alone (conditional, style_dim 0);
+    whole models only when given an encoder, and only those that take a latent."""
     if model.kind == "decoder":
-        if cfg.task == "conditional" and cfg.encoder_options:
-            raise UsageError("--task conditional decodes a label embedding: encoder_options do not apply")
-        return cfg.task != "conditional"
+        if not _encodes_sets(cfg, model) and cfg.encoder_options:
+            raise UsageError("--task conditional with style_dim 0 decodes a label's embedding alone: "
+                             "encoder_options do not apply")
+        return _encodes_sets(cfg, model)
     if cfg.task in SET_TO_SET_TASKS:
         raise UsageError(f"--task {cfg.task} needs a decoder ({', '.join(registry.names('decoder'))}); "
                          f"'{cfg.name}' is a whole model")
@@ -80,11 +104,12 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
         )
     model = registry.get(registry.MODEL_KINDS, cfg.name)
     options = registry.config_from_options(model.config_cls, cfg.decoder_options, "decoder_options.")
+    cfg = dataclasses.replace(cfg, style_dim=_style_dim(cfg, model))
     encoder, encoder_options = None, {}
     if _uses_encoder(cfg, model):
         encoder = cfg.encoder or model.encoder
         entry, chosen = _encoder_config(cfg, encoder, model)
-        entry.build(chosen, cfg.latent_dim)  # the encoder's own checks (latent_dim a multiple of its seeds)
+        entry.build(chosen, _code_width(cfg))  # the encoder's own checks (its width a multiple of its seeds)
         encoder_options = dataclasses.asdict(chosen)
     return dataclasses.replace(cfg, encoder=encoder, encoder_options=encoder_options,
                                decoder_options=dataclasses.asdict(options), size_from=_size_from(cfg, model),
@@ -109,16 +134,18 @@ def _task_config(cfg: ModelConfig):
 
 def _centre(cfg: ModelConfig, model: registry.Entry) -> bool:
     """Whether the encoder sees centred sets (the centroid travels in z): decoders of sets only."""
-    can = model.kind == "decoder" and cfg.task != "conditional"
+    can = _encodes_sets(cfg, model)
     if cfg.centre and not can:
         raise UsageError(f"centre needs a decoder that encodes sets (model '{cfg.name}' with --task {cfg.task} is not)")
     return can if cfg.centre is None else bool(cfg.centre)
 
 
 def _size_from(cfg: ModelConfig, model: registry.Entry) -> str:
-    """Where the output size comes from: "latent" only for autoencoding decoders that decide their size
-    (a set-to-set output's size is not its input's: the decoder decides it)."""
-    can = model.kind == "decoder" and cfg.task == "autoencode" and model.cardinality != "fixed"
+    """Where the output size comes from: "latent" only for decoders that decide their size and encode
+    the set they make (autoencoders, conditional ones with a style code; a set-to-set output's size is
+    not its input's: the decoder decides it)."""
+    can = (_encodes_sets(cfg, model) and cfg.task in ("autoencode", "conditional")
+           and model.cardinality != "fixed")
     if cfg.size_from is None:
         return "latent" if can else "decoder"
     _choice(cfg.size_from, SIZE_SOURCES, "size_from")
@@ -135,12 +162,12 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     make_encoder, tokens = None, 1
     if cfg.encoder:
         entry, encoder_options = _encoder_config(cfg, cfg.encoder, model)
-        make_encoder, tokens = entry.build(encoder_options, cfg.latent_dim)
+        make_encoder, tokens = entry.build(encoder_options, _code_width(cfg))
     if model.kind != "decoder":  # whole models build their own SetModel
         return model.build(cfg, data, options, **({"make_encoder": make_encoder} if make_encoder else {}))
-    if cfg.task == "conditional":
-        def make_encoder():
-            return hk.Embed(data.n_classes, cfg.latent_dim, name="label_embedding")
+    conditional, style = cfg.task == "conditional", cfg.style_dim
+    if conditional:
+        tokens = 1  # z is one vector: the label's embedding beside the style code
     make_decoder = model.build(options, data, cfg.latent_dim, tokens)
     latent_sizes = cfg.size_from == "latent"
     centred = bool(cfg.centre)
@@ -151,7 +178,9 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     keep_input = bool(cfg.task_options.get("keep_input"))
 
     def forward():
-        encoder, decoder = make_encoder(), make_decoder()
+        encoder = make_encoder() if make_encoder else None
+        embed = hk.Embed(data.n_classes, k - style, name="label_embedding") if conditional else None
+        decoder = make_decoder()
         if not isinstance(decoder, Decoder):
             raise TypeError(f"decoder '{cfg.name}' does not satisfy models.decoder.Decoder "
                             "(an `ordered` flag and __call__(z, sizes) -> Decoded)")
@@ -167,9 +196,10 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
             return jnp.where(batch.mask[..., None], batch.points - mean[:, None], 0.0), mean
 
         def shape_code(batch: Batch, points):
-            if cfg.task == "conditional":
-                return encoder(batch.labels)  # [B, K]
-            return encoder(points, batch.mask)  # [B, K]
+            if not conditional:
+                return encoder(points, batch.mask)  # [B, K]
+            label = embed(batch.labels)  # [B, K - style]
+            return jnp.concatenate([label, encoder(points, batch.mask)], axis=1) if style else label
 
         def encode(batch: Batch):
             points, mean = frame(batch)

@@ -106,7 +106,7 @@ def _gen_metric_names(wanted: tuple[str, ...], *masks: np.ndarray) -> tuple[tupl
     return wanted, []
 
 
-def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n random training sets of the run's own dataset (what the model learnt from), else of `ds`."""
     with training_data(run, ds) as source:
         train_idx = source.indices("train")
@@ -115,8 +115,7 @@ def _oracle_sets(run: Any, ds: Any, n: int, seed: int) -> tuple[np.ndarray, np.n
                              "train split", run.dataset_path)
         rng = np.random.default_rng(seed)
         oracle_idx = np.sort(rng.choice(train_idx, min(len(train_idx), n), replace=False))
-        points, mask, _ = _read_split(source, oracle_idx)
-    return points, mask
+        return _read_split(source, oracle_idx)
 
 
 def generation(run: Any, ds: Any, ref_idx: np.ndarray, seed: int, progress: PhaseProgress | None = None,
@@ -127,17 +126,21 @@ def generation(run: Any, ds: Any, ref_idx: np.ndarray, seed: int, progress: Phas
 
     refs, ref_mask, ref_labels = _read_split(ds, ref_idx)
     conditional = run.config.model.task == "conditional"
-    samples, sample_mask, _ = sample_sets(run, len(ref_idx), seed=seed, labels=ref_labels if conditional else None,
-                                          progress=_phase(progress, "generation: sampling sets"))
-    oracle, oracle_mask = _oracle_sets(run, ds, len(ref_idx), seed)
+    samples, sample_mask, sample_labels = sample_sets(run, len(ref_idx), seed=seed,
+                                                      labels=ref_labels if conditional else None,
+                                                      progress=_phase(progress, "generation: sampling sets"))
+    oracle, oracle_mask, oracle_labels = _oracle_sets(run, ds, len(ref_idx), seed)
     names, notes = _gen_metric_names(tuple(metrics_wanted or metrics.GENERATION_METRICS), ref_mask, sample_mask,
                                      oracle_mask)
     rows = {}
-    for row, (s, m) in (("model", (samples, sample_mask)), ("oracle", (oracle, oracle_mask))):
+    for row, (s, m, labels) in (("model", (samples, sample_mask, sample_labels)),
+                                ("oracle", (oracle, oracle_mask, oracle_labels))):
         phases = None if progress is None else functools.partial(_row_phase, progress, row)
+        # a conditional run's samples have the labels asked of them (the oracle's, their own): is each
+        # nearest a reference of its label?
         rows[row] = metrics.generation_metrics(s, refs, sample_mask=m, ref_mask=ref_mask, metrics=names,
                                                seed=seed, jsd_protocol=jsd_protocol, emd_search=emd_search,
-                                               progress=phases)
+                                               progress=phases, labels=(labels, ref_labels) if conditional else None)
     return {**rows, "notes": notes + outside_grid_notes(rows)}
 
 

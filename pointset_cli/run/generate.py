@@ -42,6 +42,13 @@ class SetCollection:
     targets: tuple[np.ndarray, np.ndarray] | None = None
 
 
+def samples_latents(model: Any) -> bool:
+    """Whether a run samples by decoding latents of its l-GMM prior: autoencoders, and conditional
+    decoders with a style code (not whole models, which sample by themselves)."""
+    cfg = model.config  # resolved
+    return model.sample is None and (cfg.task == "autoencode" or (cfg.task == "conditional" and cfg.style_dim > 0))
+
+
 def generated(run: Any, n: int, seed: int, label: str | None = None, size: int | None = None,
               temperature: float = 1.0, denormalize: bool = False) -> SetCollection:
     """n sets sampled from a TrainedRun (conditional runs: of class `label`, else random classes)."""
@@ -132,9 +139,9 @@ def sample_sets(
     """n new sets from a TrainedRun -> (points [n, S, D] f32, mask [n, S] bool, labels [n] int32).
 
     Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread; with
-    `labels`, of the mixture fitted on each class's embeddings);
-    conditional models embed `labels` (uniform random classes when None); point-process models
-    use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
+    `labels`, of the mixture fitted on each class's embeddings); conditional decoders decode
+    `labels` (uniform random classes when None) with latents of each class's mixture, or their
+    embedding alone (style_dim 0); point-process models use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
     `progress` gets (sets done, n) after each chunk.
     """
     import jax
@@ -159,11 +166,12 @@ def sample_sets(
             outs.append((np.asarray(p), np.asarray(m)))  # read back: the count follows finished work
             report(b, n)
     else:
-        if run.config.model.task == "conditional":
+        conditional = run.config.model.task == "conditional"
+        if samples_latents(model):
+            z = _prior_latents(run, n, rng, temperature, labels if by_class or conditional else None)
+        else:  # the label's embedding alone
             empty = Batch(np.zeros((n, info["n_max"], info["dim"]), np.float32), np.zeros((n, info["n_max"]), bool), labels)
             z = np.asarray(model.encode(params, empty))
-        else:
-            z = _prior_latents(run, n, rng, temperature, labels if by_class else None)
         decode = jax.jit(model.decode)
         sizes = None if size is None else np.full(chunk, size, np.int32)
         outs = []
@@ -178,17 +186,23 @@ def sample_sets(
 
 def _prior_latents(run: Any, n: int, rng: np.random.Generator, temperature: float,
                    labels: np.ndarray | None) -> np.ndarray:
-    """n latents [n, K'] from the run's prior: overall, or per class for `labels` (all one class)."""
+    """n latents [n, K'] from the run's prior: overall, or for each of `labels` [n] from its class's part."""
     if not run.paths.prior.is_file():
         raise InputError("no latent prior (prior.npz): was training finished?", run.paths.root)
     prior = load_prior(run.paths.prior)
     if labels is None:
         return prior.overall.sample(n, rng, temperature)
-    mixture = prior.of_class(int(labels[0]))
-    if mixture is None:
-        raise UsageError(f"the run's latent prior has no part for class {run.info['classes'][int(labels[0])]!r} "
-                         "(fitted before per-class priors existed, or too few training sets of it)")
-    return mixture.sample(n, rng, temperature)
+    z = None
+    for label in np.unique(labels):  # in class order, so one class's draws depend on the seed alone
+        mixture = prior.of_class(int(label))
+        if mixture is None:
+            raise UsageError(f"the run's latent prior has no part for class {run.info['classes'][int(label)]!r} "
+                             "(fitted before per-class priors existed, or too few training sets of it)")
+        rows = np.flatnonzero(labels == label)
+        drawn = mixture.sample(len(rows), rng, temperature)
+        z = np.empty((n, drawn.shape[1]), drawn.dtype) if z is None else z
+        z[rows] = drawn
+    return z
 
 
 def model_outputs(run: Any, points: np.ndarray, mask: np.ndarray, seed: int = 0, batch_size: int = 64,

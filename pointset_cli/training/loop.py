@@ -320,10 +320,11 @@ class _Session:
 
     def fit_prior(self) -> Path | None:
         """l-GMM on the training embeddings of the checkpoint that sampling uses (best, else latest)."""
-        if self.cfg.model.task != "autoencode" or self.model.sample is not None:
-            return None  # conditional runs decode labels; whole models sample by themselves
         from pointset_cli.run.checkpoints import load_params
-        from pointset_cli.run.generate import fit_prior
+        from pointset_cli.run.generate import fit_prior, samples_latents
+
+        if not samples_latents(self.model):
+            return None
 
         self.reporter.phase(FITTING_PRIOR)
         params, _ = load_params(self.paths.checkpoints, self.reporter.message)

@@ -81,6 +81,42 @@ def test_an_autoencoder_samples_a_class_from_its_per_class_prior(cli, shipped_ru
         assert d[:, labels == int(mine)].mean() < d[:, labels == int(other)].mean(), (mine, d.mean())
 
 
+@pytest.mark.slow
+def test_a_conditional_run_samples_a_distribution_of_each_label(cli, tiny_mnist, tmp_path):
+    """`--task conditional`: `sample RUN --label 7 -n 8 --seed S` gives eight different 7s, others for
+    another seed, the same for the same seed; with style_dim 0 every sample of a label is one set."""
+    from pointset_testing.tinydata import TINY_MODEL
+
+    def draw(run: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        out = tmp_path / f"{run.name}_{seed}_{len(list(tmp_path.glob('*.npz')))}.npz"
+        result = cli(["sample", run, "--label", "7", "-n", "8", "--seed", str(seed), "--format", "npz", "--out", out, "-q"])
+        assert result.exit_code == 0, result.stderr
+        with np.load(out) as f:
+            assert [str(name) for name in f["names"]][:1] == ["sample_0000_7"]
+            return f["points"], f["mask"]
+
+    runs = {}
+    for style in (None, 0):
+        runs[style] = tmp_path / f"conditional_{style}"
+        sets = TINY_MODEL if style is None else [s for s in TINY_MODEL if "encoder_options" not in s]  # no encoder
+        sets += [] if style is None else [f"model.style_dim={style}"]
+        result = cli(["train", tiny_mnist, "--task", "conditional", *(a for s in sets for a in ("--set", s)),
+                      "--steps", "20", "--run-dir", runs[style], "-q"])
+        assert result.exit_code == 0, result.stderr
+    assert (runs[None] / "prior.npz").is_file() and not (runs[0] / "prior.npz").exists()
+    a, b, again = draw(runs[None], 0), draw(runs[None], 1), draw(runs[None], 0)
+    assert len({a[0][i][a[1][i]].tobytes() for i in range(8)}) == 8  # eight different sets
+    assert not np.array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[0], again[0])
+    same, _ = draw(runs[0], 0)
+    assert all(np.array_equal(same[i], same[0]) for i in range(8))
+    scored = cli(["eval", runs[None], "--what", "gen", "--metrics", "mmd_cd", "--format", "json", "-q"])
+    assert scored.exit_code == 0, scored.stderr
+    generation = json.loads(scored.stdout)["generation"]
+    assert generation["oracle"]["label_nn_cd"] > 0.3  # real digits' nearest test digit: mostly of their class
+    assert 0 <= generation["model"]["label_nn_cd"] <= 1
+
+
 def test_reconstruct_names_sets_by_source(cli, shipped_run, tiny_mnist, tmp_path):
     result = cli(["sample", shipped_run, "--reconstruct", tiny_mnist, "--split", "test", "-n", "3",
                   "--out", tmp_path / "r", "--format", "npy", "--render", tmp_path / "r.png"])

@@ -105,6 +105,21 @@ def test_retrieval_accuracy_counts_reconstructions_strictly_nearest_their_own_in
         metrics.retrieval_accuracy(np.zeros((2, 3)))
 
 
+def test_nearest_label_accuracy_asks_each_samples_nearest_reference_for_its_label():
+    d_sr = np.array([[0.1, 0.5, 0.9],   # nearest ref 0 (label 3): sample asked for 3, counts
+                     [0.4, 0.4, 0.7],   # a tie goes to ref 0 (label 3), not ref 1 (label 5): does not count
+                     [0.8, 0.3, 0.2]])  # nearest ref 2 (label 5): counts
+    assert metrics.nearest_label_accuracy(d_sr, np.array([3, 5, 5]), np.array([3, 5, 5])) == pytest.approx(2 / 3)
+    # Through generation_metrics, on chairs labelled by which half of the collection they are in.
+    chairs = np.stack(modelnet_chairs(12, 64, np.random.default_rng(0)))
+    labels = np.repeat([0, 1], 6)
+    out = metrics.generation_metrics(chairs + 0.002, chairs, metrics=("mmd_cd",), labels=(labels, labels))
+    assert out["label_nn_cd"] == 1.0
+    swapped = metrics.generation_metrics(chairs + 0.002, chairs, metrics=("mmd_cd",), labels=(1 - labels, labels))
+    assert swapped["label_nn_cd"] == 0.0
+    assert "label_nn_cd" not in metrics.generation_metrics(chairs, chairs, metrics=("jsd",), labels=(labels, labels))
+
+
 def test_one_nna_breaks_a_tie_toward_the_lower_index_samples_first():
     # Reference r0 is as near sample s0 as reference r1 (distance 1): the lower joint index, s0,
     # is its neighbour, so r0 counts as misclassified (with the higher index it would count right).

@@ -13,7 +13,7 @@ def _tiny_config(name: str, **overrides):
 
     entry = registry.get(registry.MODEL_KINDS, name)
     encoder = overrides.pop("encoder", None) or entry.encoder
-    if overrides.get("task") == "conditional":  # the label is embedded, no set is encoded
+    if overrides.get("task") == "conditional" and overrides.get("style_dim") == 0:  # the label's embedding alone
         encoder = None
     encoder_options = dict(registry.get("encoder", encoder).tiny) if encoder else {}
     return ModelConfig(name=name, encoder=encoder, latent_dim=16, encoder_options=encoder_options,

@@ -79,18 +79,33 @@ def test_decoder_shapes_determinism_and_training(name, mnist_batch, tiny_config,
 
 
 @pytest.mark.parametrize("name", ["tspn", "queries"])
-def test_conditional_task_decodes_from_labels(name, mnist_batch, tiny_config):
+def test_conditional_z_is_the_labels_embedding_and_a_style_code_of_the_set(name, mnist_batch, tiny_config,
+                                                                           with_garbage, permuted):
     batch = Batch(*(jnp.asarray(a) for a in mnist_batch))
-    model = build_model(tiny_config(name, task="conditional"), DataSpec(2, batch.points.shape[1], 10))
+    spec = DataSpec(2, batch.points.shape[1], 10)
+    styled = build_model(tiny_config(name, task="conditional"), spec)
+    label_only = build_model(tiny_config(name, task="conditional", style_dim=0), spec)
+    assert styled.config.style_dim == 8 and styled.config.encoder  # half the tiny latent of 16
 
-    @jax.jit
-    def run(key):
-        params = model.init(key, batch)
-        return model.loss(params, key, batch)[0], model.encode(params, batch)
+    def jitted(model):
+        def run(key, b):
+            params = model.init(key, batch)
+            return model.loss(params, key, b)[0], model.encode(params, b)
+        return jax.jit(run)
 
-    loss, z = run(jax.random.key(0))
+    shuffled, _ = permuted(with_garbage(mnist_batch, np.random.default_rng(0)), np.random.default_rng(1))
+    key = jax.random.key(0)
+    loss, z = jitted(styled)(key, batch)
+    _, z_shuffled = jitted(styled)(key, Batch(*(jnp.asarray(a) for a in shuffled)))
+    assert bool(jnp.isfinite(loss)) and z.shape == (8, styled.latent_width) == (8, 16 + 2 + 1)
+    np.testing.assert_allclose(z_shuffled, z, rtol=1e-5, atol=1e-6)  # the style is a code of the set
+    same_label = np.flatnonzero(mnist_batch.labels == mnist_batch.labels[5])  # the two 1s
+    assert len(same_label) == 2
+    np.testing.assert_array_equal(z[same_label[0], :8], z[same_label[1], :8])  # the label's embedding
+    assert not np.allclose(z[same_label[0], 8:16], z[same_label[1], 8:16])  # two 1s, two styles
+
+    loss, z = jitted(label_only)(key, batch)
     assert bool(jnp.isfinite(loss)) and z.shape == (8, 16)
-    same_label = np.flatnonzero(mnist_batch.labels == mnist_batch.labels[0])
     for i in same_label:  # the label alone sets z
         np.testing.assert_array_equal(z[i], z[same_label[0]])
 

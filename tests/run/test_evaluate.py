@@ -28,16 +28,16 @@ def test_oracle_sets_come_from_the_runs_training_split(tmp_path):
     held_out = make_tiny_mnist(tmp_path / "held_out.h5", n=24, threshold=100, all_test=True)
     run = SimpleNamespace(dataset_path=own)
     with SetDataset(held_out) as ds, SetDataset(own) as train:
-        points, mask = _oracle_sets(run, ds, 8, seed=0)
+        points, mask, _ = _oracle_sets(run, ds, 8, seed=0)
         assert points.shape[0] == 8
         assert _keys(points, mask) <= _sets(train, train.indices("train"))
-        points, mask = _oracle_sets(run, train, 8, seed=0)  # scoring the run's own file: the open file is used
+        points, mask, _ = _oracle_sets(run, train, 8, seed=0)  # scoring the run's own file: the open file is used
         assert _keys(points, mask) <= _sets(train, train.indices("train"))
         # A run whose dataset has gone: the evaluated file's train split is used, and none at all is an error.
         moved = SimpleNamespace(dataset_path=tmp_path / "gone.h5")
         with pytest.raises(UsageError, match="oracle"):
             _oracle_sets(moved, ds, 8, seed=0)
-        points, mask = _oracle_sets(moved, train, 8, seed=0)
+        points, mask, _ = _oracle_sets(moved, train, 8, seed=0)
         assert _keys(points, mask) <= _sets(train, train.indices("train"))
 
 
