@@ -4,6 +4,7 @@
     python bench/quality.py modelnet    # ModelNet10 autoencoder (recon CD/EMD) + chair generation vs oracle
     python bench/quality.py tasks       # ModelNet10 complete / denoise / upsample: the intermediate set
                                         # (k = 8 PMA seeds) vs one vector (k = 1), beside the two baselines
+    python bench/quality.py conditional # MNIST label -> set: a style code (the default) vs the label alone
     python bench/quality.py likelihood --ae-run bench/work/runs/mnist_tspn
                                         # poisson / setflow / gast: test NLL + generation metrics vs oracle
 
@@ -158,6 +159,26 @@ def mnist_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
     return jobs
 
 
+def conditional_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+    """`--task conditional` on MNIST sets, with a style code (the default) and with the label alone
+    (style_dim 0); generation scored on 500 test digits, each sample asked for a test digit's label."""
+    train, test = mnist_data(work)
+    jobs = []
+    for model, style in itertools.product(models, (None, 0)):
+        name = f"conditional_{model}" + ("" if style is None else "_label_only") + f"_{steps}"
+        jobs.append(Job(
+            name,
+            [PS, "train", str(train), "--model", model, "--task", "conditional", "--steps", str(steps),
+             "--batch-size", "32", "--eval-every", str(max(steps // 4, 1)), "--seed", "0",
+             *([] if style is None else ["--set", f"model.style_dim={style}"])],
+            [eval_cmd(work, name, str(test), "--split", "test", "--what", "gen", "--max-sets", "500",
+                      "--metrics", "mmd_cd,cov_cd,nna_cd"),
+             render_cmd(work, name, "--label", "7", n=8)],
+            MNIST_COST.get(model, 1.0) * steps,
+        ))
+    return jobs
+
+
 # Options and peak learning rates of the likelihood models (`--set model.decoder_options.KEY=VALUE`).
 DENSITY = {
     "poisson": ({"components": 32}, 3e-2, 0.05),
@@ -283,6 +304,7 @@ SUITES = {  # suite -> (jobs builder, default steps, default models)
     "modelnet": (lambda work, steps, models, ae: modelnet_jobs(work, steps, models), 2000, "mlp"),
     "likelihood": (lambda work, steps, models, ae: likelihood_jobs(work, steps, ae), 6000, ""),
     "tasks": (lambda work, steps, models, ae: task_jobs(work, steps, models), 1000, "tspn"),
+    "conditional": (lambda work, steps, models, ae: conditional_jobs(work, steps, models), 600, "tspn"),
 }
 
 
@@ -290,7 +312,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suites", nargs="+", choices=list(SUITES), help="suites to run (their jobs share one queue)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per model (default: per suite)")
-    parser.add_argument("--models", default=None, help="comma-separated decoders (mnist, modelnet)")
+    parser.add_argument("--models", default=None, help="comma-separated decoders (mnist, modelnet, tasks, conditional)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once")
