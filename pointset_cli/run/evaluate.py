@@ -136,8 +136,7 @@ def generation(run: Any, ds: Any, ref_idx: np.ndarray, seed: int, progress: Phas
     for row, (s, m, labels) in (("model", (samples, sample_mask, sample_labels)),
                                 ("oracle", (oracle, oracle_mask, oracle_labels))):
         phases = None if progress is None else functools.partial(_row_phase, progress, row)
-        # a conditional run's samples have the labels asked of them (the oracle's, their own): is each
-        # nearest a reference of its label?
+        # conditional: is each set nearest a reference of its label (asked for, or the oracle's own)?
         rows[row] = metrics.generation_metrics(s, refs, sample_mask=m, ref_mask=ref_mask, metrics=names,
                                                seed=seed, jsd_protocol=jsd_protocol, emd_search=emd_search,
                                                progress=phases, labels=(labels, ref_labels) if conditional else None)

@@ -141,7 +141,8 @@ def sample_sets(
     Autoencoders decode latents of the run's l-GMM prior (`temperature` scales its spread; with
     `labels`, of the mixture fitted on each class's embeddings); conditional decoders decode
     `labels` (uniform random classes when None) with latents of each class's mixture, or their
-    embedding alone (style_dim 0); point-process models use their own sampler. `size` fixes every set's size, else the model's cardinality decides.
+    embedding alone (style_dim 0); point-process models use their own sampler. `size` fixes every
+    set's size, else the model's cardinality decides.
     `progress` gets (sets done, n) after each chunk.
     """
     import jax
@@ -192,16 +193,14 @@ def _prior_latents(run: Any, n: int, rng: np.random.Generator, temperature: floa
     prior = load_prior(run.paths.prior)
     if labels is None:
         return prior.overall.sample(n, rng, temperature)
-    z = None
-    for label in np.unique(labels):  # in class order, so one class's draws depend on the seed alone
+    z = np.empty((n, prior.overall.means.shape[1]), np.float32)
+    for label in np.unique(labels):  # class by class: `labels` of one class draw as one sample() call
         mixture = prior.of_class(int(label))
         if mixture is None:
             raise UsageError(f"the run's latent prior has no part for class {run.info['classes'][int(label)]!r} "
                              "(fitted before per-class priors existed, or too few training sets of it)")
-        rows = np.flatnonzero(labels == label)
-        drawn = mixture.sample(len(rows), rng, temperature)
-        z = np.empty((n, drawn.shape[1]), drawn.dtype) if z is None else z
-        z[rows] = drawn
+        rows = labels == label
+        z[rows] = mixture.sample(int(rows.sum()), rng, temperature)
     return z
 
 
