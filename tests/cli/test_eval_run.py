@@ -27,7 +27,7 @@ def test_eval_and_reconstruct_score_the_val_split_when_test_holds_no_sets(cli, s
     assert report["split"] == "val" and report["n_sets"] == 10 and report["reconstruction"]["emd_solver"] == "scipy"
     assert report["units"]["cd"] == "squared units" and report["table_scale"] == {
         "mmd_cd": 1e3, "mmd_emd": 1e2, "cov_cd": 100.0, "cov_emd": 100.0, "nna_cd": 100.0, "nna_emd": 100.0,
-        "jsd": 1e2, "cd": 1e3, "emd": 1e2, "cd_own_size": 1e3, "cardinality_accuracy": 100.0,
+        "jsd": 1e2, "label_nn_cd": 100.0, "cd": 1e3, "emd": 1e2, "cd_own_size": 1e3, "cardinality_accuracy": 100.0,
         "retrieval_accuracy": 100.0, "fscore": 100.0, "precision": 100.0, "recall": 100.0}
     out = tmp_path / "r"
     result = cli(["sample", shipped_run, "--reconstruct", val_only, "-n", "2", "--out", out, "--format", "npy", "-q"])

@@ -36,6 +36,14 @@ def _logged_steps(run_dir: Path) -> list[int]:
     return [r["step"] for r in rows if "loss" in r]
 
 
+def _lock_named(run_dir: Path) -> bool:
+    """The lock is taken and names its holder (the pid is written just after the file is created)."""
+    try:
+        return bool((run_dir / ".lock").read_text().strip())
+    except FileNotFoundError:
+        return False
+
+
 def _half_written(run_dir: Path) -> bool:
     latest = run_dir / "checkpoints" / "latest"
     return latest.is_dir() and any("tmp" in p.name for p in latest.iterdir())
@@ -45,7 +53,7 @@ def _half_written(run_dir: Path) -> bool:
 # `ckpt` and `log` are the newest checkpoint and logged step before the trainer started: a resumed
 # trainer logs again the steps after its checkpoint, so only a logged step past `log` is its own.
 FAULTS = [
-    ("start-up, lock taken, nothing trained", lambda run, ckpt, log: (run / ".lock").exists(), signal.SIGKILL),
+    ("start-up, lock taken, nothing trained", lambda run, ckpt, log: _lock_named(run), signal.SIGKILL),
     ("during a checkpoint write", lambda run, ckpt, log: _half_written(run), signal.SIGKILL),
     ("just after a checkpoint", lambda run, ckpt, log: max(checkpoint_steps(run), default=0) > ckpt, signal.SIGKILL),
     ("between checkpoints", lambda run, ckpt, log: any(s % 2 and s > log for s in _logged_steps(run)), signal.SIGKILL),
