@@ -5,9 +5,12 @@ The set loss compares each output set with its target; how the decoder's size de
 depends on its cardinality mode (see cardinality.py):
 - fixed: all S outputs against the target;
 - size, or ordered presence (RNN): the first n outputs (n = true size, given at training time);
-- unordered presence: the presence variables enter the set loss as each loss defines them
-  (chamfer: DSPN's [x, p] coordinates; hungarian: DETR's matched/unmatched BCE; sinkhorn has no
-  presence form, so it sees the n most present slots).
+- unordered presence, when the latent carries the size (cfg.size_from "latent"): the n most present
+  slots, as the decoder outputs them; the presence BCE trains which slots those are (on MNIST the
+  presence-weighted Chamfer below left slot and queries worse than one fixed set: BENCHMARKS.md);
+- unordered presence deciding the size itself: the presence variables enter the set loss as each
+  loss defines them (chamfer: DSPN's [x, p] coordinates; hungarian: DETR's matched/unmatched BCE;
+  sinkhorn has no presence form, so it sees the n most present slots).
 Presence BCE and size cross-entropy are added with their weights (no size classifier, and no
 size accuracy, when the latent carries the size: cfg.size_from "latent"). DSPN's loss is the mean over
 all its iterates.
@@ -72,7 +75,8 @@ def objective(out: Decoded, target, target_mask, cfg: ModelConfig, mode: str, or
     sizes = jnp.sum(target_mask, axis=1)  # [B]
     n_kept = 0 if kept is None else jnp.sum(kept[1], axis=1)
     added = added_sizes(target_mask, kept)  # [B] what the decoder makes
-    unordered = mode == "presence" and not ordered
+    # the set loss weighs slots by presence only where presence decides the size
+    unordered = mode == "presence" and not ordered and cfg.size_from != "latent"
     steps = out.iterates if out.iterates is not None else ((out.points, out.presence),)
     per_step = []
     presence_terms = []

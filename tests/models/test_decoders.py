@@ -124,3 +124,28 @@ def test_sinkhorn_loss_takes_eps_and_iterations_from_the_config(mnist_batch):
     assert not np.allclose(tuned, set_loss(ModelConfig(loss="sinkhorn"), *args), rtol=1e-3)
     with pytest.raises(UsageError, match="sinkhorn_eps"):
         build_model(ModelConfig(name="mlp", loss="sinkhorn", sinkhorn_eps=0.0), DataSpec(2, 8, 10))
+
+
+def test_presence_weighs_the_set_loss_only_where_it_decides_the_size(mnist_batch):
+    """Latent sizes: the Chamfer term is the plain Chamfer of the n most present slots (however far
+    the others are); presence deciding the size: DSPN's presence-weighted form, which sees them all."""
+    import dataclasses
+
+    from pointset_cli import losses
+    from pointset_cli.models import ModelConfig
+    from pointset_cli.models.decoder import Decoded
+    from pointset_cli.models.objective import objective
+
+    target, target_mask = jnp.asarray(mnist_batch.points), jnp.asarray(mnist_batch.mask)
+    rng = np.random.default_rng(0)
+    slots = jnp.concatenate([target + 0.01 * rng.normal(size=target.shape), 5.0 + jnp.zeros_like(target)], 1)
+    presence = jnp.concatenate([jnp.where(target_mask, 0.9, 0.2), jnp.full(target_mask.shape, 0.1)], 1)
+    out = Decoded(slots.astype(jnp.float32), jnp.ones(presence.shape, bool), presence=presence)
+    latent = ModelConfig(name="queries", size_from="latent")
+    _, terms = objective(out, target, target_mask, latent, "presence", False)
+    top = jnp.concatenate([target_mask, jnp.zeros_like(target_mask)], 1)  # the n most present: the near copies
+    np.testing.assert_allclose(terms["set_loss"], jnp.mean(losses.chamfer(slots, target, top, target_mask)), rtol=1e-6)
+    _, weighted = objective(out, target, target_mask, dataclasses.replace(latent, size_from="decoder"), "presence", False)
+    np.testing.assert_allclose(weighted["set_loss"], jnp.mean(losses.chamfer(slots, target, None, target_mask,
+                                                                             x_weights=presence)), rtol=1e-6)
+    assert float(weighted["set_loss"]) > 10 * float(terms["set_loss"])
