@@ -61,6 +61,31 @@ def test_kernel_and_tiled_search_agree():
     assert ym[np.arange(4)[:, None], np.asarray(fast)].all()
 
 
+@pytest.mark.parametrize("metric", ["sq", "l1", "huber"])
+def test_kernel_finds_the_lowest_index_nearest_among_real_ties(metric, shared_data):
+    """MNIST digits lie on a pixel grid, so most points have several equally near neighbours: the
+    kernel must return the lowest-index one, as brute force does, with the padding scattered
+    through y (not only at its end), sizes that fill no whole tile, and a y with no real point."""
+    rng = np.random.default_rng(3)
+    digits = mnist_sets(shared_data, 6)
+    x, _ = pad_with_garbage(digits[:3], rng)
+    y, ym = pad_with_garbage(digits[3:], rng)
+    scatter = rng.permutation(y.shape[1])
+    y, ym = y[:, scatter], ym[:, scatter]
+    ym[2] = False
+    got = np.asarray(nearest_index(x, y, ym, metric=metric, use_kernel=True))
+    term = {"sq": np.square, "l1": np.abs, "huber": lambda d: np.where(np.abs(d) < 1, 0.5 * d * d, np.abs(d) - 0.5)}
+    ties = 0
+    for b in range(2):
+        real = np.flatnonzero(ym[b])
+        d = term[metric](digits[b][:, None] - y[b][real][None]).sum(-1)  # float32, as the kernel sums
+        ties += int(np.sum(np.sum(d == d.min(axis=1, keepdims=True), axis=1) > 1))
+        np.testing.assert_array_equal(got[b][: len(digits[b])], real[np.argmin(d, axis=1)])
+    assert ties >= 5  # the case this test is for
+    assert (got[2] == 0).all()
+    assert (got[:2] >= 0).all() and ym[np.arange(2)[:, None], got[:2]].all()
+
+
 def test_real_sets_mnist_and_modelnet(shared_data):
     rng = np.random.default_rng(2)
     digits = mnist_sets(shared_data, 8)
