@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pointset_cli import __version__
 
 
@@ -136,3 +138,31 @@ def test_a_training_run_fills_the_compilation_cache(tmp_path, tiny_mnist):
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert any((tmp_path / "cache").iterdir())  # compiled programs a second run loads instead
+
+
+def test_install_completion_takes_the_named_shell_even_where_none_is_detected(tmp_path, monkeypatch, capsys):
+    """A batch job has no shell among its parents: a named shell is installed, an unnamed or
+    unknown one gets one line and exit 2 (typer's own flag ignored the name and printed 'Shell None')."""
+    from typer import completion
+
+    from pointset_cli import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(completion, "_get_shell_name", lambda: None)
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["pointset", *args])
+        with pytest.raises(SystemExit) as stop:
+            cli.main()
+        return stop.value.code or 0
+
+    assert run("--install-completion", "zsh") == 0
+    assert "_POINTSET_COMPLETE=complete_zsh" in (tmp_path / ".zfunc" / "_pointset").read_text()
+    assert "zsh completion installed" in capsys.readouterr().out
+    assert run("--install-completion") == 2
+    assert capsys.readouterr().err.strip() == ("pointset: could not tell which shell this runs in; name one of "
+                                               "bash, zsh, fish, powershell, pwsh, e.g. pointset --install-completion bash")
+    assert run("--show-completion", "tcsh") == 2
+    assert "unknown shell 'tcsh'" in capsys.readouterr().err
+    assert run("--show-completion", "fish") == 0
+    assert "complete --command pointset" in capsys.readouterr().out
