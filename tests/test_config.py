@@ -143,7 +143,7 @@ def test_a_run_config_written_before_an_option_keeps_what_that_run_trained(tmp_p
     assert config.resolve(old).model.size_from is None  # a new run from the same file: today's defaults
     new = resolve_model(ModelConfig(name="tspn"))
     assert (new.size_from, new.centre) == ("latent", True)
-    assert resolve_model(ModelConfig(name="mlp")).size_from == "decoder"  # fixed size: nothing to carry
+    assert resolve_model(ModelConfig(name="mlp")).size_from == "latent"  # fixed size: the first n of its outputs
     conditional = resolve_model(ModelConfig(name="tspn", task="conditional"))  # a style code: sets are encoded
     assert (conditional.size_from, conditional.centre, conditional.style_dim) == ("latent", True, 64)
     label_only = resolve_model(ModelConfig(name="tspn", task="conditional", style_dim=0))

@@ -141,16 +141,16 @@ def _centre(cfg: ModelConfig, model: registry.Entry) -> bool:
 
 
 def _size_from(cfg: ModelConfig, model: registry.Entry) -> str:
-    """Where the output size comes from: "latent" only for decoders that decide their size and encode
-    the set they make (autoencoders, conditional ones with a style code; a set-to-set output's size is
-    not its input's: the decoder decides it)."""
-    can = (_encodes_sets(cfg, model) and cfg.task in ("autoencode", "conditional")
-           and model.cardinality != "fixed")
+    """Where the output size comes from: "latent" only for decoders that encode the set they make
+    (autoencoders, conditional ones with a style code; a set-to-set output's size is not its input's:
+    the decoder decides it). A fixed-size decoder (the MLP) then keeps the first n of its S outputs,
+    as it is trained; with "decoder" it always makes S points."""
+    can = _encodes_sets(cfg, model) and cfg.task in ("autoencode", "conditional")
     if cfg.size_from is None:
         return "latent" if can else "decoder"
     _choice(cfg.size_from, SIZE_SOURCES, "size_from")
     if cfg.size_from == "latent" and not can:
-        raise UsageError(f"size_from latent needs an autoencoding decoder that decides its size "
+        raise UsageError(f"size_from latent needs a decoder that autoencodes its sets "
                          f"(model '{cfg.name}' with --task {cfg.task} does not)")
     return cfg.size_from
 
