@@ -121,16 +121,19 @@ def use_compilation_cache(env: dict[str, str] = os.environ) -> None:  # type: ig
     them again (steps that call back into Python, as the numba kernels do, are never cached). Set
     through the environment, so nothing imports JAX before a command needs it."""
     choice = env.get("POINTSET_JAX_CACHE", "")
-    if choice == "0" or "JAX_COMPILATION_CACHE_DIR" in env:
+    if choice == "0":
+        return
+    # A cache entry that cannot be written (a full disk) or read back (cut short by a kill) only
+    # costs a compilation, which JAX then does; its warning would break "one line per problem".
+    # Also when the cache is JAX's own setting.
+    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation cache",
+                            category=UserWarning)
+    if "JAX_COMPILATION_CACHE_DIR" in env:
         return
     base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     env["JAX_COMPILATION_CACHE_DIR"] = choice or str(base / "pointset" / "jax")
     # JAX's default keeps only compilations over 1 s; the start of a command is many shorter ones.
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-    # A cache entry that cannot be written (a full disk) or read back (cut short by a kill) only
-    # costs a compilation, which JAX then does; its warning would break "one line per problem".
-    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation cache",
-                            category=UserWarning)
 
 
 def main() -> None:

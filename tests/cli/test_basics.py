@@ -148,6 +148,7 @@ def test_install_completion_takes_the_named_shell_even_where_none_is_detected(tm
     from pointset_cli import cli
 
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("POINTSET_JAX_CACHE", "0")  # main() would point this process's JAX cache at the user's
     monkeypatch.setattr(completion, "_get_shell_name", lambda: None)
 
     def run(*args: str) -> int:
