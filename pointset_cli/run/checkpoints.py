@@ -94,7 +94,7 @@ class Checkpoints:
         import orbax.checkpoint as ocp
 
         if step not in self.latest.all_steps():
-            with _write_errors(self.root / "latest" / str(step)):
+            with _write_errors(self.root / "latest" / str(step), self.latest):
                 self.latest.save(step, args=ocp.args.StandardSave(state))
                 self.latest.wait_until_finished()
 
@@ -106,7 +106,7 @@ class Checkpoints:
 
         if step not in self.best.all_steps():
             kept = {"params": state.params, "step": state.step}
-            with _write_errors(self.root / "best" / str(step)):
+            with _write_errors(self.root / "best" / str(step), self.best):
                 self.best.save(step, args=ocp.args.StandardSave(kept), metrics={"val_loss": float(val_loss)})
                 self.best.wait_until_finished()
 
@@ -115,7 +115,7 @@ class Checkpoints:
         return _restore_newest(self.latest, self.root / "latest", template, self.warn)
 
     def wait(self) -> None:
-        with _write_errors(self.root):
+        with _write_errors(self.root, self.latest, self.best):
             self.latest.wait_until_finished()
             self.best.wait_until_finished()
 
@@ -126,12 +126,17 @@ class Checkpoints:
 
 
 @contextlib.contextmanager
-def _write_errors(path: Path) -> Iterator[None]:
-    """A failed (possibly asynchronous) save -> one-line error; earlier checkpoints stay as they were."""
+def _write_errors(path: Path, *managers: Any) -> Iterator[None]:
+    """A failed (possibly asynchronous) save -> one-line error; earlier checkpoints stay as they were.
+    The managers' background writers are waited for first: one still running after the failure
+    could write into the half-written folder again once it is removed."""
     try:
         yield
     except Exception as err:  # noqa: BLE001 - Orbax wraps OSError in several exception types
         msg = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        for manager in managers:
+            with contextlib.suppress(Exception):  # the same failure again: already being reported
+                manager.wait_until_finished()
         _drop_half_written(path.parent, lambda _: None)
         raise PointsetError(f"cannot write checkpoint: {msg}", path) from None
 
