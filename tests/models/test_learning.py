@@ -3,6 +3,8 @@ best single fixed set and follow their own inputs, and every size-deciding decod
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,10 +22,14 @@ from pointset_testing.setdata import padded_batch
 
 DIGITS = 64
 STEPS = 300
-# Decoders that do not yet beat the best single fixed set at that size in STEPS steps (their
-# full-size runs do, after ~1,000 steps: BENCHMARKS.md). Strict: one that starts to pass fails here,
-# so this list only shrinks.
-NOT_YET = {"rnn", "dspn", "slot", "queries"}
+# Decoders that do not yet beat the best single fixed set in STEPS steps, at twice their tiny widths
+# or at their defaults (dspn 7.3e-3 / 18.2e-3, slot 6.9e-3 / 7.2e-3, against 5.5e-3; BENCHMARKS.md).
+# Strict: one that starts to pass fails here, so this list only shrinks.
+NOT_YET = {"dspn", "slot"}
+# At twice their tiny widths these do not yet beat it either (rnn Chamfer 8.1e-3, queries 5.9e-3,
+# against 5.5e-3), at their default widths they do (4.7e-3 and 4.4e-3, with 31% and 14% of the
+# reconstructions nearest their own input), so they train at their defaults.
+AT_DEFAULT_WIDTH = {"rnn", "queries"}
 SIZE_DECIDING = [n for n in registry.names("decoder") if registry.get("decoder", n).cardinality != "fixed"]
 
 
@@ -73,15 +79,17 @@ def baseline(digits) -> float:
     return fixed_set_baseline(digits)
 
 
-@pytest.mark.slow  # 300 steps per decoder: 10-120 s each on 2 CPU cores
+@pytest.mark.slow  # 300 steps per decoder: 10-150 s each on 2 CPU cores
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet learning at twice its tiny size")) if n in NOT_YET
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet learning in STEPS steps")) if n in NOT_YET
     else n for n in registry.names("decoder")])
 def test_autoencoder_learns_reconstructions_that_follow_their_input(name, digits, baseline, wider_config):
     """Trained as `pointset train` trains (warm-up, cosine decay, clipping) on one batch of 64 digits:
     the Chamfer halves, beats the best single fixed set, and at least 10% of the reconstructions
     (6x chance) are nearest their own input among the 64."""
     cfg = wider_config(name)
+    if name in AT_DEFAULT_WIDTH:
+        cfg = dataclasses.replace(cfg, decoder_options={})
     model = build_model(cfg, DataSpec(dim=2, n_max=digits.points.shape[1], n_classes=10))
     optimizer = make_optimizer(OptimConfig(lr=3e-3, warmup_steps=50), STEPS)
     state = init_state(model, optimizer, 0, digits)
