@@ -411,6 +411,7 @@ def save(cfg: RunConfig, path: Path) -> None:
 
 # Options a run's config.yaml may predate, with the value that reproduces what such a run trained.
 _BEFORE_OPTION = {("model", "size_from"): "decoder", ("model", "centre"): False, ("model", "style_dim"): 0}
+_BEFORE_DECODER_OPTION = {("slot", "init"): "gaussian"}  # (model name, decoder option): value
 
 
 def load_run_yaml(path: str | Path) -> dict[str, Any]:
@@ -420,6 +421,12 @@ def load_run_yaml(path: str | Path) -> dict[str, Any]:
     for (section, key), value in _BEFORE_OPTION.items():
         if isinstance(data.get(section), dict):
             data[section].setdefault(key, value)
+    model = data.get("model")
+    for (name, key), value in _BEFORE_DECODER_OPTION.items():
+        if isinstance(model, dict) and model.get("name") == name:
+            options = model.setdefault("decoder_options", {})
+            if isinstance(options, dict):
+                options.setdefault(key, value)
     return data
 
 

@@ -138,6 +138,10 @@ def test_a_run_config_written_before_an_option_keeps_what_that_run_trained(tmp_p
     old.write_text("model:\n  name: tspn\n")
     assert config.load(old).model.size_from == "decoder" and config.load(old).model.centre is False
     assert config.load(old).model.style_dim == 0  # a conditional run from then decoded its label alone
+    old.write_text("model:\n  name: slot\n  decoder_options:\n    width: 32\n")
+    assert config.load(old).model.decoder_options == {"width": 32, "init": "gaussian"}  # its slots were drawn
+    assert resolve_model(ModelConfig(name="slot")).decoder_options["init"] == "learned"
+    old.write_text("model:\n  name: tspn\n")
     resumed = config.resolve(old, base_file=old)
     assert (resumed.model.size_from, resumed.model.centre) == ("decoder", False)
     assert config.resolve(old).model.size_from is None  # a new run from the same file: today's defaults

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from pointset_cli.errors import UsageError
 from pointset_cli.models import registry
 from pointset_cli.data.batching import Batch
 from pointset_cli.models import DataSpec, build_model
@@ -15,7 +18,7 @@ from pointset_cli.training.state import init_state
 from pointset_cli.training.steps import make_train_step
 
 DECODERS = registry.names("decoder")
-STOCHASTIC = {"tspn", "slot"}  # sample their initial sets
+STOCHASTIC = {"tspn"}  # samples its initial set (slot too with init "gaussian": test_slot_inits)
 
 
 def test_all_issue_decoders_registered():
@@ -149,3 +152,23 @@ def test_presence_weighs_the_set_loss_only_where_it_decides_the_size(mnist_batch
     np.testing.assert_allclose(weighted["set_loss"], jnp.mean(losses.chamfer(slots, target, None, target_mask,
                                                                              x_weights=presence)), rtol=1e-6)
     assert float(weighted["set_loss"]) > 10 * float(terms["set_loss"])
+
+
+def test_slot_inits(mnist_batch, tiny_config):
+    """Slots start from learned vectors (the same reconstruction for any key) or, with init
+    "gaussian", from the paper's draws (another key, another set); an unknown init is refused."""
+    batch = Batch(*(jnp.asarray(a) for a in mnist_batch))
+    spec = DataSpec(dim=2, n_max=batch.points.shape[1], n_classes=10)
+    tiny = tiny_config("slot")
+
+    def with_init(init: str):
+        return dataclasses.replace(tiny, decoder_options={**tiny.decoder_options, "init": init})
+
+    for init, stochastic in (("learned", False), ("gaussian", True)):
+        model = build_model(with_init(init), spec)
+        params = model.init(jax.random.key(0), batch)
+        reconstruct = jax.jit(model.reconstruct)
+        a, b = (reconstruct(params, jax.random.key(k), batch)[0] for k in (1, 2))
+        assert (not np.allclose(a, b)) == stochastic, init
+    with pytest.raises(UsageError, match="unknown slot init 'normal'"):
+        build_model(with_init("normal"), spec)
