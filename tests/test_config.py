@@ -141,6 +141,9 @@ def test_a_run_config_written_before_an_option_keeps_what_that_run_trained(tmp_p
     old.write_text("model:\n  name: slot\n  decoder_options:\n    width: 32\n")
     assert config.load(old).model.decoder_options == {"width": 32, "init": "gaussian"}  # its slots were drawn
     assert resolve_model(ModelConfig(name="slot")).decoder_options["init"] == "learned"
+    old.write_text("model:\n  name: dspn\n")
+    assert config.load(old).model.decoder_options == {"scale_by_slots": False}  # the paper's inner step
+    assert resolve_model(ModelConfig(name="dspn")).decoder_options["scale_by_slots"] is True
     old.write_text("model:\n  name: tspn\n")
     resumed = config.resolve(old, base_file=old)
     assert (resumed.model.size_from, resumed.model.centre) == ("decoder", False)

@@ -33,6 +33,11 @@ class DSPNDecoderConfig:
     hidden: tuple[int, ...] = (128,)  # g's per-point MLP before the K-wide layer (paper: 256, 256)
     pieces: int = 20  # FSPool knots
     repr_weight: float = 0.1  # lambda of the paper's L_repr(g(Y), z), tying the target embedding to z
+    # g averages over the S slots, so each point's gradient is ~1/S of the set's and the paper's step
+    # hardly moves a point: after training, a slot varied across digits by 0.025 against a set spread
+    # of 0.23, and reconstructions ignored their input. True: the points' step is S times larger
+    # (presence keeps inner_lr). False: the paper's step.
+    scale_by_slots: bool = True
 
 
 def smooth_l1(x: jax.Array) -> jax.Array:
@@ -48,9 +53,10 @@ def representation_loss(embedding: jax.Array, target: jax.Array) -> jax.Array:
 
 def gradient_step(
     represent: Callable[[jax.Array, jax.Array], jax.Array], target: jax.Array, points: jax.Array,
-    presence: jax.Array, lr: float,
+    presence: jax.Array, lr: float, point_lr: float | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """One inner step: (points [B, S, D], presence [B, S]) moved down the representation loss.
+    """One inner step: (points [B, S, D], presence [B, S]) moved down the representation loss, the
+    points with step point_lr (None: lr), the presence with lr.
 
     `represent(points, presence) -> [B, K]` must be invariant; the sum over the batch keeps sets independent.
     """
@@ -58,7 +64,8 @@ def gradient_step(
         return jnp.sum(representation_loss(represent(pts, pres), target))
 
     g_points, g_presence = jax.grad(inner, argnums=(0, 1))(points, presence)
-    return points - lr * g_points, jnp.clip(presence - lr * g_presence, 0.0, 1.0)
+    point_lr = lr if point_lr is None else point_lr
+    return points - point_lr * g_points, jnp.clip(presence - lr * g_presence, 0.0, 1.0)
 
 
 class SoftSetEncoder(hk.Module):
@@ -90,8 +97,9 @@ class DSPNDecoder(hk.Module):
     ordered = False
 
     def __init__(self, num_points: int, dim: int, latent_dim: int, steps: int, inner_lr: float, hidden,
-                 pieces: int, repr_weight: float, name: str | None = None):
+                 pieces: int, repr_weight: float, scale_by_slots: bool = True, name: str | None = None):
         super().__init__(name=name)
+        self.point_lr = inner_lr * num_points if scale_by_slots else inner_lr
         self.num_points = num_points
         self.dim = dim
         self.steps = steps
@@ -113,7 +121,7 @@ class DSPNDecoder(hk.Module):
             represent(points, presence)  # create g's parameters outside the inner jax.grad
         iterates = [(points, presence)]
         for _ in range(self.steps):
-            points, presence = gradient_step(represent, z, points, presence, self.inner_lr)
+            points, presence = gradient_step(represent, z, points, presence, self.inner_lr, self.point_lr)
             iterates.append((points, presence))
         return Decoded(points, presence_mask(presence, sizes, ordered=False), presence=presence,
                        iterates=tuple(iterates))
@@ -131,5 +139,5 @@ class DSPNDecoder(hk.Module):
 def build(cfg: DSPNDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(
         DSPNDecoder, data.n_max, data.dim, latent_dim, cfg.steps, cfg.inner_lr, cfg.hidden, cfg.pieces, cfg.repr_weight,
-        name="decoder",
+        cfg.scale_by_slots, name="decoder",
     )
