@@ -411,7 +411,8 @@ def save(cfg: RunConfig, path: Path) -> None:
 
 # Options a run's config.yaml may predate, with the value that reproduces what such a run trained.
 _BEFORE_OPTION = {("model", "size_from"): "decoder", ("model", "centre"): False, ("model", "style_dim"): 0}
-_BEFORE_DECODER_OPTION = {("slot", "init"): "gaussian", ("dspn", "scale_by_slots"): False}  # (model name, decoder option): value
+# The same for decoder options, per model: (model name, decoder option): value.
+_BEFORE_DECODER_OPTION = {("slot", "init"): "gaussian", ("dspn", "scale_by_slots"): False}
 
 
 def load_run_yaml(path: str | Path) -> dict[str, Any]:

@@ -97,7 +97,7 @@ class DSPNDecoder(hk.Module):
     ordered = False
 
     def __init__(self, num_points: int, dim: int, latent_dim: int, steps: int, inner_lr: float, hidden,
-                 pieces: int, repr_weight: float, scale_by_slots: bool = True, name: str | None = None):
+                 pieces: int, repr_weight: float, scale_by_slots: bool, name: str | None = None):
         super().__init__(name=name)
         self.point_lr = inner_lr * num_points if scale_by_slots else inner_lr
         self.num_points = num_points

@@ -79,7 +79,7 @@ class SlotDecoder(hk.Module):
     ordered = False
 
     def __init__(self, num_points: int, dim: int, tokens: int, width: int, iterations: int, mlp_hidden: int,
-                 head_hidden, init: str = "learned", name: str | None = None):
+                 head_hidden, init: str, name: str | None = None):
         super().__init__(name=name)
         self.init = init
         self.num_points = num_points
