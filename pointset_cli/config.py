@@ -412,7 +412,8 @@ def save(cfg: RunConfig, path: Path) -> None:
 # Options a run's config.yaml may predate, with the value that reproduces what such a run trained.
 _BEFORE_OPTION = {("model", "size_from"): "decoder", ("model", "centre"): False, ("model", "style_dim"): 0}
 # The same for decoder options, per model: (model name, decoder option): value.
-_BEFORE_DECODER_OPTION = {("slot", "init"): "gaussian", ("dspn", "scale_by_slots"): False}
+_BEFORE_DECODER_OPTION = {("slot", "init"): "gaussian", ("dspn", "scale_by_slots"): False,
+                          ("dspn", "shared_encoder"): False, ("dspn", "presence_from_size"): False}
 
 
 def load_run_yaml(path: str | Path) -> dict[str, Any]:

@@ -142,8 +142,14 @@ def test_a_run_config_written_before_an_option_keeps_what_that_run_trained(tmp_p
     assert config.load(old).model.decoder_options == {"width": 32, "init": "gaussian"}  # its slots were drawn
     assert resolve_model(ModelConfig(name="slot")).decoder_options["init"] == "learned"
     old.write_text("model:\n  name: dspn\n")
-    assert config.load(old).model.decoder_options == {"scale_by_slots": False}  # the paper's inner step
-    assert resolve_model(ModelConfig(name="dspn")).decoder_options["scale_by_slots"] is True
+    # the paper's inner step, a separate encoder, presence descended
+    assert config.load(old).model.decoder_options == {"scale_by_slots": False, "shared_encoder": False,
+                                                      "presence_from_size": False}
+    assert resolve_model(config.load(old).model).encoder == "deepsets"
+    new = resolve_model(ModelConfig(name="dspn"))
+    assert new.encoder is None and new.encoder_options == {}  # z = g(X), the decoder's own encoder
+    assert {k: new.decoder_options[k] for k in ("scale_by_slots", "shared_encoder", "presence_from_size")} == {
+        "scale_by_slots": True, "shared_encoder": True, "presence_from_size": True}
     old.write_text("model:\n  name: tspn\n")
     resumed = config.resolve(old, base_file=old)
     assert (resumed.model.size_from, resumed.model.centre) == ("decoder", False)

@@ -27,7 +27,7 @@ from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
 from pointset_cli.models import degrade, registry
 from pointset_cli.models.setmodel import DataSpec, SetModel
-from pointset_cli.models.decoder import Decoded, Decoder, TargetLoss
+from pointset_cli.models.decoder import Decoded, Decoder, SharedEncoder, TargetLoss
 from pointset_cli.models.cardinality import decided_sizes, size_code, sizes_of_code
 from pointset_cli.models.layers import masked_pool, zero_padding
 from pointset_cli.models.objective import added_sizes, joined, objective
@@ -91,6 +91,12 @@ def _uses_encoder(cfg: ModelConfig, model: registry.Entry) -> bool:
     return True
 
 
+def _shares_encoder(cfg: ModelConfig, options) -> bool:
+    """Whether the decoder's own set encoder encodes the input (DSPN's g in the paper's autoencoder):
+    only when autoencoding, where z is an encoding of the very set it decodes."""
+    return cfg.task == "autoencode" and bool(getattr(options, "shared_encoder", False))
+
+
 def resolve(cfg: ModelConfig) -> ModelConfig:
     """`cfg` with its encoder named (None where there is none) and every encoder and decoder option
     filled in from the code's defaults, all validated; resolve(resolve(c)) == resolve(c)."""
@@ -106,7 +112,12 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
     options = registry.config_from_options(model.config_cls, cfg.decoder_options, "decoder_options.")
     cfg = dataclasses.replace(cfg, style_dim=_style_dim(cfg, model))
     encoder, encoder_options = None, {}
-    if _uses_encoder(cfg, model):
+    if _shares_encoder(cfg, options):
+        if cfg.encoder or cfg.encoder_options:
+            raise UsageError(f"decoder '{cfg.name}' encodes its sets with its own encoder; to use "
+                             f"{repr(cfg.encoder) if cfg.encoder else 'encoder_options'}, add "
+                             "--set model.decoder_options.shared_encoder=false")
+    elif _uses_encoder(cfg, model):
         encoder = cfg.encoder or model.encoder
         entry, chosen = _encoder_config(cfg, encoder, model)
         entry.build(chosen, _code_width(cfg))  # the encoder's own checks (its width a multiple of its seeds)
@@ -171,19 +182,22 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     make_decoder = model.build(options, data, cfg.latent_dim, tokens)
     latent_sizes = cfg.size_from == "latent"
     centred = bool(cfg.centre)
-    if latent_sizes and model.cardinality == "size":
-        make_decoder = functools.partial(make_decoder, size_head=False)  # the latent decides instead
+    if latent_sizes and model.given_sizes:
+        make_decoder = functools.partial(make_decoder, given_sizes=True)  # the latent decides instead
     k, d = cfg.latent_dim, data.dim
+    shares = _shares_encoder(cfg, options)
     make_inputs = _input_maker(cfg)
     keep_input = bool(cfg.task_options.get("keep_input"))
 
     def forward():
-        encoder = make_encoder() if make_encoder else None
         embed = hk.Embed(data.n_classes, k - style, name="label_embedding") if conditional else None
         decoder = make_decoder()
         if not isinstance(decoder, Decoder):
             raise TypeError(f"decoder '{cfg.name}' does not satisfy models.decoder.Decoder "
                             "(an `ordered` flag and __call__(z, sizes) -> Decoded)")
+        if shares and not isinstance(decoder, SharedEncoder):
+            raise TypeError(f"decoder '{cfg.name}' has shared_encoder but no encode_set (models.decoder.SharedEncoder)")
+        encoder = decoder.encode_set if shares else make_encoder() if make_encoder else None
         if keep_input and isinstance(decoder, TargetLoss):  # its extra term encodes the whole target
             raise UsageError(f"task_options.keep_input does not apply to decoder '{cfg.name}': its "
                              "representation loss needs the set it decodes to be the whole target")
@@ -236,7 +250,7 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
             out = decoder(z, added_sizes(batch.mask, kept))
             if not isinstance(out, Decoded):
                 raise TypeError(f"decoder '{cfg.name}' returned {type(out).__name__}, not models.decoder.Decoded")
-            if isinstance(decoder, TargetLoss):
+            if isinstance(decoder, TargetLoss) and not shares:  # shared: z is g(target) itself, L_repr is 0
                 out = out._replace(aux_loss=decoder.target_loss(z, points, batch.mask))
             return objective(out, points, batch.mask, cfg, model.cardinality, decoder.ordered, kept)
 

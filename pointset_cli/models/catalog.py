@@ -12,7 +12,7 @@ import haiku as hk
 import jax
 
 from pointset_cli.config import ModelConfig
-from pointset_cli.models import build_model, registry
+from pointset_cli.models import build_model, registry, resolve_model
 from pointset_cli.models.setmodel import DataSpec, SetModel, batch_shapes, param_shapes
 
 # The size the counts are quoted at: MNIST digits as 2D sets (up to 342 points), 10 classes.
@@ -48,7 +48,7 @@ def catalog(data: DataSpec = DEFAULT_DATA, with_params: bool = True) -> tuple[di
     latent_dim = ModelConfig().latent_dim
     rows = []
     for entry in [e for kind in registry.MODEL_KINDS for e in registry.entries(kind)]:
-        row = _row(entry, entry.cardinality, entry.encoder)
+        row = _row(entry, entry.cardinality, _default_encoder(entry))
         if with_params:
             row["params"] = model_param_count(build_model(ModelConfig(name=entry.name), data))
         rows.append(row)
@@ -58,6 +58,13 @@ def catalog(data: DataSpec = DEFAULT_DATA, with_params: bool = True) -> tuple[di
             row["params"] = encoder_param_count(entry.name, latent_dim, data)
         rows.append(row)
     return tuple(rows)
+
+
+def _default_encoder(entry: registry.Entry) -> str | None:
+    """The encoder a default autoencoder of `entry` uses: "own" where the decoder encodes with its own (DSPN's g)."""
+    if entry.kind != "decoder":
+        return entry.encoder
+    return resolve_model(ModelConfig(name=entry.name)).encoder or "own"
 
 
 def _row(entry: registry.Entry, cardinality: str | None, encoder: str | None) -> dict:

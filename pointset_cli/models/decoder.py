@@ -3,8 +3,10 @@
 Glossary: B batch, K latent size, S output slots, D point dimension, n_max the largest size.
 A decoder is a haiku module built by its registered factory (see registry: it registers its
 cardinality mode and default encoder); `assemble` checks each built module against `Decoder`.
-A decoder of cardinality "size" takes `size_head=False` from assemble when the latent carries the
-size: it then builds no classifier and is always given the sizes.
+A decoder registered with `given_sizes=True` takes `given_sizes=True` from assemble when the latent
+carries the size: it is then always given the sizes (TSPN builds no size classifier; DSPN's presence
+is the first n slots). A decoder with `encode_set` (`SharedEncoder`) may also encode the sets it
+decodes (DSPN's g, as in the paper's autoencoder).
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ class Decoder(Protocol):
     ordered: bool
 
     def __call__(self, z: jax.Array, sizes: jax.Array | None = None) -> Decoded: ...
+
+
+@runtime_checkable
+class SharedEncoder(Protocol):
+    """Optional: a decoder whose own set encoder can encode its input (then z is reachable by decoding)."""
+
+    def encode_set(self, points: jax.Array, mask: jax.Array) -> jax.Array:
+        """points [B, N, D], mask [B, N] -> z [B, K], invariant to order and padding."""
+        ...
 
 
 @runtime_checkable

@@ -6,6 +6,9 @@ smooth-L1 distance between g(set, presence) and the target embedding z, g a perm
 FSPool encoder (its own parameters). The gradient of an invariant function is equivariant, so each
 step is too. Every iterate is returned (the loss applies to all), and the outer loss
 differentiates through the loop. Presence is clipped to [0, 1] after each step.
+As in the paper's autoencoder, g also encodes the input (`shared_encoder`): z = g(X) is then exactly
+reached at the input itself, and L_repr vanishes. When the latent carries the size (given sizes),
+presence is 1 on the first n slots and only the points move (`presence_from_size`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import jax.numpy as jnp
 from pointset_cli.models import registry
 from pointset_cli.models.cardinality import presence_mask
 from pointset_cli.models.decoder import Decoded
-from pointset_cli.models.layers import FSPool, mlp, zero_padding
+from pointset_cli.models.layers import FSPool, mlp, sizes_mask, zero_padding
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class DSPNDecoderConfig:
     # of 0.23, and reconstructions ignored their input. True: the points' step is S times larger
     # (presence keeps inner_lr). False: the paper's step.
     scale_by_slots: bool = True
+    # Autoencode: z = g(X), the paper's autoencoder, instead of a separate encoder (the model's
+    # `encoder` then goes unused). With a separate encoder, only L_repr tied g to it, and in the learning
+    # test the Chamfer stayed above one fixed set's (5.6e-3 vs 5.5e-3) with 14% retrieval.
+    shared_encoder: bool = True
+    # Given sizes (the latent carries them): presence is 1 on the first n slots and is not descended.
+    # With learned presence its BCE (0.2-0.3) was ~98% of the loss, against a Chamfer of 0.006.
+    # Together with shared_encoder: Chamfer 2.5e-3 and 56% retrieval in the learning test.
+    presence_from_size: bool = True
 
 
 def smooth_l1(x: jax.Array) -> jax.Array:
@@ -97,8 +108,10 @@ class DSPNDecoder(hk.Module):
     ordered = False
 
     def __init__(self, num_points: int, dim: int, latent_dim: int, steps: int, inner_lr: float, hidden,
-                 pieces: int, repr_weight: float, scale_by_slots: bool, name: str | None = None):
+                 pieces: int, repr_weight: float, scale_by_slots: bool, presence_from_size: bool,
+                 given_sizes: bool = False, name: str | None = None):
         super().__init__(name=name)
+        self.fixed_presence = presence_from_size and given_sizes  # sizes always given: presence = first n slots
         self.point_lr = inner_lr * num_points if scale_by_slots else inner_lr
         self.num_points = num_points
         self.dim = dim
@@ -113,31 +126,40 @@ class DSPNDecoder(hk.Module):
         # bring the set over, and in the learning test DSPN ended at 5x the Chamfer.
         start = hk.initializers.RandomUniform(-0.5, 0.5)
         initial = hk.get_parameter("initial_set", [self.num_points, self.dim], init=start)
-        initial_presence = hk.get_parameter("initial_presence", [self.num_points], init=hk.initializers.Constant(0.5))
         points = jnp.broadcast_to(initial, (b, *initial.shape))  # [B, S, D]
-        presence = jnp.broadcast_to(initial_presence, (b, self.num_points))  # [B, S]
+        if self.fixed_presence:
+            presence = sizes_mask(sizes, self.num_points).astype(points.dtype)  # [B, S]
+        else:
+            initial_presence = hk.get_parameter("initial_presence", [self.num_points],
+                                                init=hk.initializers.Constant(0.5))
+            presence = jnp.broadcast_to(initial_presence, (b, self.num_points))  # [B, S]
         represent = self.set_encoder
         if hk.running_init():
             represent(points, presence)  # create g's parameters outside the inner jax.grad
         iterates = [(points, presence)]
         for _ in range(self.steps):
-            points, presence = gradient_step(represent, z, points, presence, self.inner_lr, self.point_lr)
+            points, moved = gradient_step(represent, z, points, presence, self.inner_lr, self.point_lr)
+            presence = presence if self.fixed_presence else moved
             iterates.append((points, presence))
         return Decoded(points, presence_mask(presence, sizes, ordered=False), presence=presence,
                        iterates=tuple(iterates))
 
+    def encode_set(self, points, mask):
+        """g(X): points [B, N, D], mask [B, N] -> z [B, K], the encoding the inner descent reaches at X."""
+        return self.set_encoder(zero_padding(points, mask), mask.astype(points.dtype))
+
     def target_loss(self, z, points, mask):
         """[B] repr_weight * L_repr(g(target set), z): the target's embedding must be where descent goes."""
-        return self.repr_weight * representation_loss(self.set_encoder(zero_padding(points, mask), mask.astype(points.dtype)), z)
+        return self.repr_weight * representation_loss(self.encode_set(points, mask), z)
 
 
 @registry.register(
-    "decoder", "dspn", DSPNDecoderConfig, "DSPN: gradient descent on a set to match its encoding (presence)",
-    cardinality="presence", encoder="deepsets", encoder_options={"pool": "fspool"},
+    "decoder", "dspn", DSPNDecoderConfig, "DSPN: gradient descent on a set until its own encoder g gives z (presence)",
+    cardinality="presence", encoder="deepsets", encoder_options={"pool": "fspool"}, given_sizes=True,
     tiny={"steps": 2, "hidden": (16,), "pieces": 5},
 )
 def build(cfg: DSPNDecoderConfig, data, latent_dim: int, tokens: int):
     return functools.partial(
         DSPNDecoder, data.n_max, data.dim, latent_dim, cfg.steps, cfg.inner_lr, cfg.hidden, cfg.pieces, cfg.repr_weight,
-        cfg.scale_by_slots, name="decoder",
+        cfg.scale_by_slots, cfg.presence_from_size, name="decoder",
     )

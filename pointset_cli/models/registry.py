@@ -51,6 +51,8 @@ class Entry:
     encoder: str | None = None  # decoders: the encoder of the decoder's paper (used when none is given)
     encoder_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # ... with its paper options
     latent: bool = False  # whole models: can be conditioned on an encoder's latent (a VAE)
+    # decoders: the module takes `given_sizes=True` from assemble when the latent carries the size
+    given_sizes: bool = False
     tiny: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # options for a seconds-long test model
 
 
@@ -66,7 +68,7 @@ def _check_kind(kind: str) -> None:
 def register(kind: str, name: str, config_cls: type | None, description: str, **facts: Any) -> Callable[[F], F]:
     """Decorator registering `build` under (kind, name); a second registration of a name is a bug.
 
-    `facts` are Entry's optional fields (cardinality, encoder, encoder_options, latent, tiny).
+    `facts` are Entry's optional fields (cardinality, encoder, encoder_options, latent, given_sizes, tiny).
     """
     _check_kind(kind)
     if kind == "decoder" and (facts.get("cardinality") not in CARDINALITIES or not facts.get("encoder")):

@@ -65,14 +65,14 @@ class TSPNDecoder(hk.Module):
     ordered = False
 
     def __init__(self, num_points: int, dim: int, tokens: int, init_dim: int, width: int, heads: int, blocks: int,
-                 inducing: int, size_hidden, size_head: bool = True, name: str | None = None):
+                 inducing: int, size_hidden, given_sizes: bool = False, name: str | None = None):
         super().__init__(name=name)
         self.num_points = num_points
         self.dim = dim
         self.tokens = tokens
         self.init_dim = init_dim
         self.size_hidden = tuple(size_hidden)
-        self.size_head = size_head  # False: sizes always given (the latent carries them)
+        self.size_head = not given_sizes  # given: the latent carries the sizes, no classifier
         self.transformer = TSPNTransformer(width, heads, blocks, inducing)
 
     def __call__(self, z, sizes=None):
@@ -95,7 +95,7 @@ class TSPNDecoder(hk.Module):
 @registry.register(
     "decoder", "tspn", TSPNDecoderConfig,
     "TSPN: i.i.d. sampled set transformed by attention; size from z or a classifier", cardinality="size",
-    encoder="set_transformer",
+    encoder="set_transformer", given_sizes=True,
     tiny={"init_dim": 8, "width": 16, "heads": 2, "blocks": 1, "size_hidden": (16,)},
 )
 def build(cfg: TSPNDecoderConfig, data, latent_dim: int, tokens: int):

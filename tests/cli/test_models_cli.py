@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pointset_cli.models import registry
+
 
 def test_models_json_lists_every_model_with_parameter_counts(cli):
     result = cli(["models", "--params", "--format", "json"])
@@ -15,7 +17,7 @@ def test_models_json_lists_every_model_with_parameter_counts(cli):
     for name, cardinality in expected.items():
         assert rows[name]["kind"] == "decoder"
         assert rows[name]["cardinality"] == cardinality
-        assert rows[name]["default_encoder"] in ("deepsets", "set_transformer")
+        assert rows[name]["default_encoder"] == ("own" if name == "dspn" else registry.get("decoder", name).encoder)
         assert rows[name]["params"] > 1000
     for name in ("deepsets", "set_transformer"):
         assert rows[name]["kind"] == "encoder" and rows[name]["params"] > 1000

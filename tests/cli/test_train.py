@@ -36,6 +36,22 @@ def test_print_config_rejects_a_bad_model_option(cli, tiny_mnist, tmp_path):
     assert "unknown option 'decoder_options.heds'; did you mean 'decoder_options.heads'?" in result.stderr
 
 
+def test_dspn_encodes_with_its_own_g_unless_told_otherwise_as_readme_says(cli, tiny_mnist):
+    """`--model dspn` resolves to no separate encoder; naming one is one line and exit 2 until
+    shared_encoder is false, as README's Train section says."""
+    dspn = ["train", tiny_mnist, "--model", "dspn", "--print-config"]
+    result = cli(dspn)
+    assert result.exit_code == 0, result.stderr
+    model = yaml.safe_load(result.stdout)["model"]
+    assert model["encoder"] is None and model["decoder_options"]["shared_encoder"] is True
+    refused = cli([*dspn, "--encoder", "set_transformer"])
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "shared_encoder" in refused.stderr
+    result = cli([*dspn, "--encoder", "set_transformer", "--set", "model.decoder_options.shared_encoder=false"])
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["model"]["encoder"] == "set_transformer"
+
+
 def test_unknown_key_is_exit_2(cli, tiny_mnist, tmp_path):
     result = cli(["train", tiny_mnist, "--set", "optim.learning_rate=1", "--run-dir", tmp_path / "r"])
     assert result.exit_code == 2

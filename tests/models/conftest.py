@@ -15,6 +15,9 @@ def _tiny_config(name: str, **overrides):
     encoder = overrides.pop("encoder", None) or entry.encoder
     if overrides.get("task") == "conditional" and overrides.get("style_dim") == 0:  # the label's embedding alone
         encoder = None
+    shared = getattr(entry.config_cls(), "shared_encoder", False) if entry.config_cls else False
+    if shared and overrides.get("task", "autoencode") == "autoencode":  # the decoder encodes with its own g
+        encoder = None
     encoder_options = dict(registry.get("encoder", encoder).tiny) if encoder else {}
     return ModelConfig(name=name, encoder=encoder, latent_dim=16, encoder_options=encoder_options,
                        decoder_options=dict(entry.tiny), **overrides)

@@ -172,3 +172,44 @@ def test_slot_inits(mnist_batch, tiny_config):
         assert (not np.allclose(a, b)) == stochastic, init
     with pytest.raises(UsageError, match="unknown slot init 'normal'"):
         build_model(with_init("normal"), spec)
+
+
+def test_dspn_encodes_with_its_own_g_and_moves_only_the_points_at_a_given_size(mnist_batch, tiny_config):
+    """Autoencoding, z = g(X) (the paper's autoencoder): no other encoder's parameters, and the inner
+    loss is already 0 at the (centred) input itself, so descent has a reachable target. With the size
+    in the latent, presence is 1 on exactly the first n slots at every iterate. Naming another encoder
+    needs shared_encoder false, which builds it; a conditional run keeps its encoder either way."""
+    import haiku as hk
+
+    from pointset_cli.models import ModelConfig, resolve_model
+    from pointset_cli.models.dspn import DSPNDecoderConfig, representation_loss
+    from pointset_cli.models.layers import masked_pool
+
+    batch = Batch(*(jnp.asarray(a) for a in mnist_batch))
+    spec = DataSpec(dim=2, n_max=batch.points.shape[1], n_classes=10)
+    tiny = tiny_config("dspn")
+    model = build_model(tiny, spec)
+    params = model.init(jax.random.key(0), batch)
+    assert {m.split("/")[0] for m in params} == {"decoder"}
+    z = model.encode(params, batch)[:, :tiny.latent_dim]
+    centred = batch.points - masked_pool(batch.points, batch.mask, "mean")[:, None]
+    options = registry.config_from_options(DSPNDecoderConfig, tiny.decoder_options)
+    make_decoder = registry.get("decoder", "dspn").build(options, spec, tiny.latent_dim, 1)
+
+    def at_input(points, mask, z):
+        decoder = make_decoder(given_sizes=True)
+        return representation_loss(decoder.encode_set(points, mask), z), decoder(z, jnp.sum(mask, axis=1))
+
+    inner, out = hk.transform(at_input).apply(params, None, centred, batch.mask, z)
+    np.testing.assert_allclose(inner, 0.0, atol=1e-6)
+    sizes = jnp.sum(batch.mask, axis=1)
+    for _, presence in out.iterates:
+        np.testing.assert_array_equal(presence, jnp.arange(spec.n_max)[None] < sizes[:, None])
+
+    with pytest.raises(UsageError, match="shared_encoder"):
+        build_model(dataclasses.replace(tiny, encoder="set_transformer"), spec)
+    separate = dataclasses.replace(tiny, encoder="set_transformer",
+                                   decoder_options={**tiny.decoder_options, "shared_encoder": False})
+    assert "encoder/embed" in build_model(separate, spec).init(jax.random.key(0), batch)
+    conditional = resolve_model(ModelConfig(name="dspn", task="conditional"))
+    assert conditional.encoder == "deepsets" and conditional.decoder_options["shared_encoder"] is True
