@@ -24,7 +24,8 @@ def summarise(path: str | Path) -> dict[str, Any]:
     return {
         "run": str(paths.root),
         "model": cfg.model.name,
-        "encoder": cfg.model.encoder,
+        # "own": the decoder encodes with its own set encoder (DSPN's g)
+        "encoder": cfg.model.encoder or ("own" if cfg.model.decoder_options.get("shared_encoder") else None),
         "task": cfg.model.task,
         "latent_dim": cfg.model.latent_dim,
         "loss": cfg.model.loss,

@@ -36,9 +36,9 @@ def test_print_config_rejects_a_bad_model_option(cli, tiny_mnist, tmp_path):
     assert "unknown option 'decoder_options.heds'; did you mean 'decoder_options.heads'?" in result.stderr
 
 
-def test_dspn_encodes_with_its_own_g_unless_told_otherwise_as_readme_says(cli, tiny_mnist):
-    """`--model dspn` resolves to no separate encoder; naming one is one line and exit 2 until
-    shared_encoder is false, as README's Train section says."""
+def test_dspn_encodes_with_its_own_g_unless_told_otherwise_as_readme_says(cli, tiny_mnist, tmp_path):
+    """`--model dspn` resolves to no separate encoder (`info` says "own"); naming one is one line and
+    exit 2 until shared_encoder is false, as README's Train section says."""
     dspn = ["train", tiny_mnist, "--model", "dspn", "--print-config"]
     result = cli(dspn)
     assert result.exit_code == 0, result.stderr
@@ -50,6 +50,11 @@ def test_dspn_encodes_with_its_own_g_unless_told_otherwise_as_readme_says(cli, t
     result = cli([*dspn, "--encoder", "set_transformer", "--set", "model.decoder_options.shared_encoder=false"])
     assert result.exit_code == 0, result.stderr
     assert yaml.safe_load(result.stdout)["model"]["encoder"] == "set_transformer"
+    tiny = ["--set", "model.latent_dim=8", "--set", "model.decoder_options.hidden=[8]",
+            "--set", "model.decoder_options.steps=1", "--set", "data.batch_size=8"]
+    run = tmp_path / "dspn"
+    assert cli(["train", tiny_mnist, "--model", "dspn", "--steps", "1", *tiny, "--run-dir", run, "-q"]).exit_code == 0
+    assert json.loads(cli(["info", run, "--format", "json"]).stdout)["encoder"] == "own"
 
 
 def test_unknown_key_is_exit_2(cli, tiny_mnist, tmp_path):
