@@ -8,9 +8,10 @@ size, S output slots. Batches are `data.batching.Batch` (points [B, N, D], mask 
 from __future__ import annotations
 
 from pointset_cli.config import ModelConfig
+from pointset_cli.models.encoder_choice import encoder_name, shares_encoder
 from pointset_cli.models.setmodel import DataSpec, SetModel
 
-__all__ = ["DataSpec", "ModelConfig", "SetModel", "build_model", "resolve_model"]
+__all__ = ["DataSpec", "ModelConfig", "SetModel", "build_model", "encoder_name", "resolve_model", "shares_encoder"]
 
 
 def resolve_model(cfg: ModelConfig) -> ModelConfig:

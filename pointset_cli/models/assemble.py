@@ -26,6 +26,7 @@ from pointset_cli.config import SET_TO_SET_TASKS, SIZE_SOURCES, TASKS, ModelConf
 from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
 from pointset_cli.models import degrade, registry
+from pointset_cli.models.encoder_choice import shares_encoder
 from pointset_cli.models.setmodel import DataSpec, SetModel
 from pointset_cli.models.decoder import Decoded, Decoder, SharedEncoder, TargetLoss
 from pointset_cli.models.cardinality import decided_sizes, size_code, sizes_of_code
@@ -91,12 +92,6 @@ def _uses_encoder(cfg: ModelConfig, model: registry.Entry) -> bool:
     return True
 
 
-def _shares_encoder(cfg: ModelConfig, options) -> bool:
-    """Whether the decoder's own set encoder encodes the input (DSPN's g in the paper's autoencoder):
-    only when autoencoding, where z is an encoding of the very set it decodes."""
-    return cfg.task == "autoencode" and bool(getattr(options, "shared_encoder", False))
-
-
 def resolve(cfg: ModelConfig) -> ModelConfig:
     """`cfg` with its encoder named (None where there is none) and every encoder and decoder option
     filled in from the code's defaults, all validated; resolve(resolve(c)) == resolve(c)."""
@@ -112,7 +107,7 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
     options = registry.config_from_options(model.config_cls, cfg.decoder_options, "decoder_options.")
     cfg = dataclasses.replace(cfg, style_dim=_style_dim(cfg, model))
     encoder, encoder_options = None, {}
-    if _shares_encoder(cfg, options):
+    if shares_encoder(cfg.task, dataclasses.asdict(options)):
         if cfg.encoder or cfg.encoder_options:
             raise UsageError(f"decoder '{cfg.name}' encodes its sets with its own encoder; to use "
                              f"{repr(cfg.encoder) if cfg.encoder else 'encoder_options'}, add "
@@ -185,7 +180,7 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
     if latent_sizes and model.given_sizes:
         make_decoder = functools.partial(make_decoder, given_sizes=True)  # the latent decides instead
     k, d = cfg.latent_dim, data.dim
-    shares = _shares_encoder(cfg, options)
+    shares = shares_encoder(cfg.task, cfg.decoder_options)  # cfg is resolved: every option is there
     make_inputs = _input_maker(cfg)
     keep_input = bool(cfg.task_options.get("keep_input"))
 

@@ -12,7 +12,7 @@ import haiku as hk
 import jax
 
 from pointset_cli.config import ModelConfig
-from pointset_cli.models import build_model, registry, resolve_model
+from pointset_cli.models import build_model, encoder_name, registry, resolve_model
 from pointset_cli.models.setmodel import DataSpec, SetModel, batch_shapes, param_shapes
 
 # The size the counts are quoted at: MNIST digits as 2D sets (up to 342 points), 10 classes.
@@ -64,7 +64,7 @@ def _default_encoder(entry: registry.Entry) -> str | None:
     """The encoder a default autoencoder of `entry` uses: "own" where the decoder encodes with its own (DSPN's g)."""
     if entry.kind != "decoder":
         return entry.encoder
-    return resolve_model(ModelConfig(name=entry.name)).encoder or "own"
+    return encoder_name(resolve_model(ModelConfig(name=entry.name)))
 
 
 def _row(entry: registry.Entry, cardinality: str | None, encoder: str | None) -> dict:

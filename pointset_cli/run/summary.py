@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pointset_cli import config as config_mod
+from pointset_cli.models import encoder_name
 from pointset_cli.run import folder
 from pointset_cli.run.checkpoints import steps_in
 
@@ -24,8 +25,7 @@ def summarise(path: str | Path) -> dict[str, Any]:
     return {
         "run": str(paths.root),
         "model": cfg.model.name,
-        # "own": the decoder encodes with its own set encoder (DSPN's g)
-        "encoder": cfg.model.encoder or ("own" if cfg.model.decoder_options.get("shared_encoder") else None),
+        "encoder": encoder_name(cfg.model),
         "task": cfg.model.task,
         "latent_dim": cfg.model.latent_dim,
         "loss": cfg.model.loss,

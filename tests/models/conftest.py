@@ -9,14 +9,14 @@ import pytest
 
 def _tiny_config(name: str, **overrides):
     """A ModelConfig for model `name` and its encoder at their registered tiny sizes (seconds to train)."""
-    from pointset_cli.models import ModelConfig, registry
+    from pointset_cli.models import ModelConfig, registry, shares_encoder
 
     entry = registry.get(registry.MODEL_KINDS, name)
     encoder = overrides.pop("encoder", None) or entry.encoder
     if overrides.get("task") == "conditional" and overrides.get("style_dim") == 0:  # the label's embedding alone
         encoder = None
-    shared = getattr(entry.config_cls(), "shared_encoder", False) if entry.config_cls else False
-    if shared and overrides.get("task", "autoencode") == "autoencode":  # the decoder encodes with its own g
+    defaults = dataclasses.asdict(entry.config_cls()) if entry.config_cls else {}
+    if shares_encoder(overrides.get("task", "autoencode"), defaults):  # the decoder encodes with its own g
         encoder = None
     encoder_options = dict(registry.get("encoder", encoder).tiny) if encoder else {}
     return ModelConfig(name=name, encoder=encoder, latent_dim=16, encoder_options=encoder_options,

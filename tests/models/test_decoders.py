@@ -181,7 +181,7 @@ def test_dspn_encodes_with_its_own_g_and_moves_only_the_points_at_a_given_size(m
     needs shared_encoder false, which builds it; a conditional run keeps its encoder either way."""
     import haiku as hk
 
-    from pointset_cli.models import ModelConfig, resolve_model
+    from pointset_cli.models import ModelConfig, encoder_name, resolve_model
     from pointset_cli.models.dspn import DSPNDecoderConfig, representation_loss
     from pointset_cli.models.layers import masked_pool
 
@@ -213,3 +213,5 @@ def test_dspn_encodes_with_its_own_g_and_moves_only_the_points_at_a_given_size(m
     assert "encoder/embed" in build_model(separate, spec).init(jax.random.key(0), batch)
     conditional = resolve_model(ModelConfig(name="dspn", task="conditional"))
     assert conditional.encoder == "deepsets" and conditional.decoder_options["shared_encoder"] is True
+    assert encoder_name(resolve_model(tiny)) == "own" and encoder_name(conditional) == "deepsets"
+    assert encoder_name(resolve_model(ModelConfig(name="dspn", task="conditional", style_dim=0))) is None
