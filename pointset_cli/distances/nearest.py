@@ -1,10 +1,11 @@
 """Nearest-neighbour search between padded sets, never building a [B, N, M] matrix.
 
-On the CPU backend with numba installed, a compiled kernel (pointset_cli.distances.nearest_kernel) runs
-through `jax.pure_callback`; elsewhere (GPU, or no numba) a pure-JAX search runs in tiles. The
-kernel also needs XLA to have two threads: with one (a process limited to one core, or
-XLA_FLAGS=intra_op_parallelism_threads=1) the callback was seen to deadlock in `pointset eval`,
-waiting for an operand that the only XLA thread had yet to produce.
+On the CPU backend with numba installed, a compiled kernel (pointset_cli.distances.nearest_kernel)
+runs as an XLA FFI call, so programs that search stay in JAX's compilation cache; elsewhere (GPU,
+or no numba) a pure-JAX search runs in tiles. The kernel is only used where XLA has two threads:
+with one (a process limited to one core, or XLA_FLAGS=intra_op_parallelism_threads=1) the kernel,
+then called through a Python callback, was seen to deadlock in `pointset eval`, waiting for an
+operand that the only XLA thread had yet to produce.
 
 Only indices leave this module: callers gather the neighbours and compute the distances
 themselves, so autodiff sees a gather (backward O(B*N*D)) instead of a min over a matrix.
@@ -43,8 +44,9 @@ def nearest_index(
         use_kernel = jax.default_backend() == "cpu" and kernels.available() and xla_has_two_threads()
     if use_kernel:
         out_type = jax.ShapeDtypeStruct(x.shape[:-1], jnp.int32)
-        host = functools.partial(kernels.nearest_index_host, metric=search_metric)
-        return jax.pure_callback(host, out_type, x, y, mask, vmap_method="broadcast_all")
+        code = jnp.array([kernels.METRICS.index(search_metric)], jnp.int32)
+        call = jax.ffi.ffi_call(kernels.target(), out_type, vmap_method="broadcast_all")
+        return call(x.astype(jnp.float32), y.astype(jnp.float32), mask, code)
     return _tiled_search(x, y, mask, search_metric, chunk)
 
 

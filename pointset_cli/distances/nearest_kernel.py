@@ -1,19 +1,19 @@
 """Nearest-neighbour search on the CPU with numba: no distance matrix, all cores.
 
-`available()` says whether numba imports; `nearest_index_host` is called through
-`jax.pure_callback` by pointset_cli.distances.nearest on the CPU backend. The kernel is a module-level
-function (not a closure), so numba's on-disk cache serves it to every later process; only the
-first use on a machine compiles (a few seconds).
+`available()` says whether numba imports; `target()` registers the kernel as an XLA FFI handler
+(pointset_cli.distances.xla_ffi), which pointset_cli.distances.nearest calls on the CPU backend. The
+kernels are module-level functions (not closures), so numba's on-disk cache serves them to every
+later process; only the first use on a machine compiles (a few seconds).
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # the pure-JAX tiled search runs instead
-    numba = None
+from pointset_cli.distances import xla_ffi
+from pointset_cli.distances.xla_ffi import numba
 
 METRICS = ("sq", "l1", "huber")
 TILE = 64  # queries searched together (at B=32, N=M=2048: 18 ms against 92 ms one query at a time)
@@ -66,17 +66,46 @@ if numba is not None:
             for q in range(rows):
                 out[b, start + q] = index[q]
 
+    @numba.njit(cache=True)
+    def nearest_into(x, y, y_mask, code, out):
+        """out [B, N] int32 <- the index of the nearest real point of y [B, M, D] (y_mask [B, M]) for
+        every point of x [B, N, D]; 0 where y has no real point; ties go to the lowest index."""
+        b_count, n, d_count = x.shape
+        m = y.shape[1]
+        x_t = np.empty((b_count, d_count, n), np.float32)  # coordinate-major queries for _search
+        real = np.empty((b_count, m, d_count), np.float32)  # each set's real points first
+        where = np.empty((b_count, m), np.int32)  # their indices in y
+        counts = np.zeros(b_count, np.int64)
+        for b in range(b_count):
+            for i in range(n):
+                for d in range(d_count):
+                    x_t[b, d, i] = x[b, i, d]
+            for j in range(m):
+                if y_mask[b, j]:
+                    real[b, counts[b]] = y[b, j]
+                    where[b, counts[b]] = j
+                    counts[b] += 1
+        _search(x_t, real, counts, out, code)
+        for b in range(b_count):
+            for i in range(n):
+                out[b, i] = where[b, out[b, i]] if counts[b] else 0
 
-def nearest_index_host(x: np.ndarray, y: np.ndarray, y_mask: np.ndarray, metric: str) -> np.ndarray:
-    """x [..., N, D], y [..., M, D], y_mask [..., M] -> int32 [..., N]; index 0 where y is all padding."""
-    lead = x.shape[:-2]
-    x3 = np.asarray(x, np.float32).reshape(-1, *x.shape[-2:])
-    y3 = np.asarray(y, np.float32).reshape(-1, *y.shape[-2:])
-    mask = np.asarray(y_mask, bool).reshape(y3.shape[:2])
-    order = np.argsort(~mask, axis=1, kind="stable")  # [B, M] real points first, each group in order
-    real_first = np.ascontiguousarray(np.take_along_axis(y3, order[..., None], axis=1))
-    found = np.zeros(x3.shape[:2], np.int32)
-    if y3.shape[1] == 0:
-        return found.reshape(*lead, -1)
-    _search(np.ascontiguousarray(x3.transpose(0, 2, 1)), real_first, mask.sum(axis=1), found, METRICS.index(metric))
-    return np.take_along_axis(order, found, axis=1).astype(np.int32).reshape(*lead, -1)
+    def _handler(address):  # the FFI handler: x, y, y_mask, metric code [1] -> index
+        frame = xla_ffi.words(address, xla_ffi.FRAME_WORDS)
+        if xla_ffi.answers_metadata(frame) or not xla_ffi.executes(frame):
+            return 0
+        x, rows, n, d = xla_ffi.rows_shape(frame, 0, False)
+        y, _, m, _ = xla_ffi.rows_shape(frame, 1, False)
+        mask = xla_ffi.buffer(frame, 2, False)[0]
+        code = xla_ffi.array(xla_ffi.buffer(frame, 3, False)[0], (1,), np.int32)[0]
+        nearest_into(xla_ffi.array(x, (rows, n, d), np.float32), xla_ffi.array(y, (rows, m, d), np.float32),
+                     xla_ffi.array(mask, (rows, m), np.bool_), code,
+                     xla_ffi.array(xla_ffi.buffer(frame, 0, True)[0], (rows, n), np.int32))
+        return 0
+
+
+@functools.cache
+def target() -> str:
+    """The FFI target's name, registered on first call: x [..., N, D] f32, y [..., M, D] f32,
+    y_mask [..., M] bool, metric code [1] int32 (METRICS.index) -> int32 [..., N]."""
+    return xla_ffi.register("pointset_nearest_index", _handler)
