@@ -3,7 +3,7 @@
     ps.chamfer(a, b), ps.emd(a, b)        distances between two sets [N, D] (or matching batches)
     ps.generation_metrics(samples, refs)  MMD, COV, 1-NNA, JSD as PointFlow defines them
     ps.read_sets("mnist.h5", split="test")
-    run = ps.load_run("checkpoints/mnist_tspn")
+    run = ps.load_run("checkpoints/mnist_mlp")
     run.sample(8), run.encode(sets), run.reconstruct(sets)
 
 A set is a float array [n, D]; several sets are a list of them (sizes may differ) or one array

@@ -20,15 +20,15 @@ def _compilation_cache(tmp_path_factory):
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 BUNDLED_DATA = REPO / "data"
-BUNDLED_RUN = REPO / "checkpoints" / "mnist_tspn"
+BUNDLED_RUN = REPO / "checkpoints" / "mnist_mlp"
 
 
 @pytest.fixture(scope="module")
 def shipped_run(tmp_path_factory) -> Path:
     """A copy of the shipped pretrained run (commands write into the run folder by default)."""
     if not (BUNDLED_RUN / "config.yaml").is_file():
-        pytest.skip("the bundled checkpoint checkpoints/mnist_tspn is missing")
-    dst = tmp_path_factory.mktemp("runs") / "mnist_tspn"
+        pytest.skip("the bundled checkpoint checkpoints/mnist_mlp is missing")
+    dst = tmp_path_factory.mktemp("runs") / "mnist_mlp"
     shutil.copytree(BUNDLED_RUN, dst)
     return dst
 

@@ -88,11 +88,11 @@ def test_readme_python_example_runs_as_written(shipped_run, tiny_mnist, tmp_path
     text = (ROOT / "README.md").read_text()
     code = re.search(r"## Python\n.*?```python\n(.*?)```", text, re.S).group(1)
     (tmp_path / "checkpoints").mkdir()
-    os.symlink(shipped_run, tmp_path / "checkpoints" / "mnist_tspn")
+    os.symlink(shipped_run, tmp_path / "checkpoints" / "mnist_mlp")
     os.symlink(tiny_mnist, tmp_path / "mnist.h5")  # prepared from the bundled digits, as README's recipe
     code += "\nassert len(sevens) == 4 and 0 <= scores['cov_cd'] <= 1 and scores['mmd_cd'] > 0\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.splitlines()[0] == "5000 (8, 131) True"
+    assert out.stdout.splitlines()[0] == "70000 (8, 131) True"
     assert re.fullmatch(r"CD \S+e-0\d, EMD 0\.\d{3}", out.stdout.splitlines()[1])

@@ -10,6 +10,8 @@ The call frame's layout is xla/ffi/api/c_api.h's, FFI API 0.x, as jax ships it (
 the helpers here read it. A handler answers XLA's metadata query (`answers_metadata`), does nothing
 at the stages before EXECUTE (`executes`), and at EXECUTE reads its buffers (`buffer`, `rows_shape`)
 and runs an njit kernel. Buffers are row-major; vmapped calls add leading axes, which kernels flatten.
+numba's disk cache keys a handler by its own file: after editing the helpers here (inlined into the
+handlers), remove the handlers' cached builds (__pycache__/*.nbi, *.nbc).
 """
 
 from __future__ import annotations

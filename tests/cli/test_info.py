@@ -118,7 +118,7 @@ def test_info_summarises_a_run_folder(cli, shipped_run, tmp_path):
     summary = json.loads(result.stdout)
     rows = [json.loads(line) for line in (shipped_run / "metrics.jsonl").read_text().splitlines()]
     best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
-    assert summary["model"] == "tspn" and summary["encoder"] == "set_transformer" and summary["dim"] == 2
+    assert summary["model"] == "mlp" and summary["encoder"] == "deepsets" and summary["dim"] == 2
     assert summary["best"] == {"step": best["step"], "val_loss": best["val_loss"]}
     assert summary["steps_done"] == max(r["step"] for r in rows if "loss" in r)
     assert summary["checkpoints"]["best"] == sorted(int(p.name) for p in (shipped_run / "checkpoints" / "best").iterdir()

@@ -140,7 +140,7 @@ def test_a_reconstruction_render_shows_inputs_beside_outputs_under_a_title(cli, 
     assert result.exit_code == 0, result.stderr
     panels, texts = _svg_panels_and_texts(tmp_path / "r.svg")
     assert panels == 6  # input and reconstruction for each of 3 sets
-    assert "mnist_tspn, step 5000: reconstructions of 3 test sets of tiny.h5" in texts
+    assert "mnist_mlp, step 70000: reconstructions of 3 test sets of tiny.h5" in texts
     with SetDataset(tiny_mnist) as ds:
         first = ds.indices("test")[0]  # digit 50 of the t10k file
         label = ds.classes[ds.labels()[first]]
@@ -148,7 +148,7 @@ def test_a_reconstruction_render_shows_inputs_beside_outputs_under_a_title(cli, 
     result = cli(["sample", shipped_run, "-n", "2", "--label", "7", "--render", tmp_path / "s.svg", "-q"])
     assert result.exit_code == 0, result.stderr
     panels, texts = _svg_panels_and_texts(tmp_path / "s.svg")
-    assert panels == 2 and "mnist_tspn, step 5000: 2 samples of class 7" in texts and "sample 1 · class 7" in texts
+    assert panels == 2 and "mnist_mlp, step 70000: 2 samples of class 7" in texts and "sample 1 · class 7" in texts
 
 
 def test_not_a_run_folder(cli, tmp_path):
@@ -281,17 +281,17 @@ def test_json_summary_of_sample_and_export(cli, shipped_run, tmp_path):
 
 
 def test_a_checkpoint_the_run_lacks_is_one_line_listing_the_steps_present(cli, shipped_run, tmp_path):
-    """sample, eval and export read one checkpoint, --checkpoint best|latest|STEP (the shipped run keeps best/5000)."""
+    """sample, eval and export read one checkpoint, --checkpoint best|latest|STEP (the shipped run keeps best/70000)."""
     for command in (["sample", shipped_run, "-n", "1"], ["eval", shipped_run, "--what", "recon"],
                     ["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz"]):
-        for choice, text in (("latest", "the run has no latest checkpoint (checkpoints present: best 5000)"),
-                             ("12", "--checkpoint 12: no checkpoint of that step (checkpoints present: best 5000)"),
+        for choice, text in (("latest", "the run has no latest checkpoint (checkpoints present: best 70000)"),
+                             ("12", "--checkpoint 12: no checkpoint of that step (checkpoints present: best 70000)"),
                              ("last", "--checkpoint must be best, latest or a step number, not 'last'")):
             result = cli([*command, "--checkpoint", choice])
             assert result.exit_code == 2 and text in result.stderr, (command, choice, result.stderr)
             assert len(result.stderr.strip().splitlines()) == 1
-    result = cli(["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz", "--checkpoint", "5000", "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["step"] == 5000, result.stderr
+    result = cli(["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz", "--checkpoint", "70000", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["step"] == 70000, result.stderr
     result = cli(["eval", "--samples", tmp_path / "p.npz", "--refs", tmp_path / "p.npz", "--checkpoint", "best"])
     assert result.exit_code == 2 and "--checkpoint picks a checkpoint of RUN" in result.stderr
 

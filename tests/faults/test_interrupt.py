@@ -16,7 +16,7 @@ import pytest
 
 from pointset_testing.runner import our_lines, start
 
-SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_tspn"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_mlp"
 BUNDLED_MNIST = SHIPPED.parents[1] / "data" / "mnist_t10k"
 
 

@@ -12,14 +12,14 @@ import yaml
 
 from pointset_testing.runner import our_lines
 
-SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_tspn"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_mlp"
 BEFORE = Path(__file__).parent / "fixtures" / "config_before_resolved_models.yaml"  # its config.yaml until 0.2
 
 
 def test_shipped_run_records_its_resolved_model():
     model = yaml.safe_load((SHIPPED / "config.yaml").read_text())["model"]
-    assert model["encoder"] == "set_transformer"
-    assert model["encoder_options"]["heads"] == 4 and model["decoder_options"]["heads"] == 4
+    assert model["name"] == "mlp" and model["encoder"] == "deepsets" and model["size_from"] == "latent"
+    assert model["encoder_options"]["pool"] == "sum" and model["decoder_options"]["hidden"] == [256, 256]
 
 
 @pytest.mark.slow  # trains a TSPN for two steps (its compilation: ~30 s on 2 cores)
