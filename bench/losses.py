@@ -3,6 +3,8 @@
 python bench/losses.py [--quick] [--auction] [--only chamfer,emd,sinkhorn]
   -> tables on stdout, JSON in bench/results/losses.json.
 
+Chamfer's peers: scipy's cKDTree, and torch.cdist when torch is installed (`pip install -e .[bench]`).
+
 Sinkhorn is scored against the exact EMD (scipy's Hungarian solver) on real ModelNet10 chairs
 (../shared/data): 512 of each shape's 1,024 points, scaled into the unit sphere, in two regimes:
 two different chairs, and one chair against another 512 of its own points (a reconstruction).
@@ -11,6 +13,7 @@ two different chairs, and one chair against another 512 of its own points (a rec
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -67,16 +70,35 @@ def kdtree_chamfer(x, y) -> float:
     return total
 
 
+def torch_chamfer(backward: bool):
+    """The peer the PyTorch set-learning repositories use: torch.cdist, squared, and its mins both
+    ways, on all cores (with backward: and the gradient with respect to x)."""
+    import torch
+
+    def run(x, y) -> float:
+        a = torch.from_numpy(np.array(x)).requires_grad_(backward)
+        d = torch.cdist(a, torch.from_numpy(np.array(y))) ** 2  # [B, N, M]
+        loss = d.min(2).values.mean(1).sum() + d.min(1).values.mean(1).sum()
+        if backward:
+            loss.backward()
+        return float(loss.detach())
+
+    return run
+
+
 def bench_chamfer(sizes) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     fns = {"ours_forward_s": jax.jit(lambda a, b: losses.chamfer(a, b, reduction="sum")),
            "ours_s": jax.jit(jax.value_and_grad(lambda a, b: losses.chamfer(a, b, reduction="sum"))),
            "kdtree_forward_s": kdtree_chamfer}
+    if importlib.util.find_spec("torch"):  # a bench-only peer (pip install torch); its matrix is B*N*M too
+        fns |= {"torch_forward_s": torch_chamfer(False), "torch_s": torch_chamfer(True)}
     materialised = {"materialised_s": jax.jit(jax.value_and_grad(materialised_chamfer))}
     for n in sizes:
         x, y = (jnp.asarray(rng.normal(size=(32, n, 3)).astype(np.float32)) for _ in range(2))
-        row = {"B": 32, "N": n, **alternating_medians(fns, x, y)}
+        row = {"B": 32, "N": n, **alternating_medians(
+            {k: f for k, f in fns.items() if n <= 2048 or not k.startswith("torch")}, x, y)}  # 8192: 8 GiB
         # Timed apart: a call just after the materialised one ran ~30 ms slower, whichever it was.
         row.update(alternating_medians(materialised, x, y) if n <= 2048 else {"materialised_s": None})  # 8192: 8 GiB
         print(f"chamfer {row}", file=sys.stderr, flush=True)
@@ -159,6 +181,12 @@ def print_chamfer(rows: list[dict]) -> None:
         ratio = f"{base / r['ours_s']:.1f}x" if base else "n/a (matrix too big)"
         print(f"| {r['N']} | {r['ours_forward_s']:.4f} | {r['kdtree_forward_s']:.4f} | {r['ours_s']:.4f} | "
               f"{base if base is None else round(base, 3)} | {r['kdtree_forward_s'] / r['ours_forward_s']:.1f}x | {ratio} |")
+    if any("torch_s" in r for r in rows):
+        print("\n| N | torch.cdist forward (s) | torch.cdist forward+backward (s) | ours vs torch, forward | "
+              "forward+backward |\n| --- | --- | --- | --- | --- |")
+        for r in (r for r in rows if "torch_s" in r):
+            print(f"| {r['N']} | {r['torch_forward_s']:.4f} | {r['torch_s']:.4f} | "
+                  f"{r['torch_forward_s'] / r['ours_forward_s']:.1f}x | {r['torch_s'] / r['ours_s']:.1f}x |")
 
 
 def print_emd(rows: list[dict]) -> None:
