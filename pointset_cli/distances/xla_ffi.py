@@ -101,6 +101,9 @@ if numba is not None:
         return data, rows, dims[rank - 2], dims[rank - 1]
 
 
+_KEEP: list = []  # the compiled handlers: XLA holds their bare addresses, so they must outlive every program
+
+
 def register(name: str, handler: Callable) -> str:
     """Compile `handler` (a plain function of the frame's address, returning 0) as a cfunc (numba's
     disk cache keeps it) and register it as XLA:CPU FFI target `name`; returns the name."""
@@ -114,9 +117,7 @@ def register(name: str, handler: Callable) -> str:
     capsule = ctypes.pythonapi.PyCapsule_New
     capsule.restype = ctypes.py_object
     capsule.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
-    _KEEP.append(compiled)  # XLA holds the bare address: the code must outlive every program
+    _KEEP.append(compiled)
     jax.ffi.register_ffi_target(name, capsule(compiled.address, None, None), platform="cpu")
     return name
 
-
-_KEEP: list = []

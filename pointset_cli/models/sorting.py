@@ -37,8 +37,9 @@ if xla_ffi.available():
             return 0
         keys, rows, r, n = xla_ffi.rows_shape(frame, 0, False)
         shape = (rows * r, n)
-        order_into(xla_ffi.array(keys, shape, np.float32), xla_ffi.array(xla_ffi.buffer(frame, 0, True)[0], shape, np.int32),
-                   xla_ffi.array(xla_ffi.buffer(frame, 1, True)[0], shape, np.int32))
+        perm = xla_ffi.array(xla_ffi.buffer(frame, 0, True)[0], shape, np.int32)
+        rank = xla_ffi.array(xla_ffi.buffer(frame, 1, True)[0], shape, np.int32)
+        order_into(xla_ffi.array(keys, shape, np.float32), perm, rank)
         return 0
 
 

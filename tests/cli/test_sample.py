@@ -290,7 +290,8 @@ def test_a_checkpoint_the_run_lacks_is_one_line_listing_the_steps_present(cli, s
             result = cli([*command, "--checkpoint", choice])
             assert result.exit_code == 2 and text in result.stderr, (command, choice, result.stderr)
             assert len(result.stderr.strip().splitlines()) == 1
-    result = cli(["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz", "--checkpoint", "70000", "--json"])
+    result = cli(["export", shipped_run, "--what", "model", "-o", tmp_path / "p.npz", "--checkpoint", "70000",
+                  "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["step"] == 70000, result.stderr
     result = cli(["eval", "--samples", tmp_path / "p.npz", "--refs", tmp_path / "p.npz", "--checkpoint", "best"])
     assert result.exit_code == 2 and "--checkpoint picks a checkpoint of RUN" in result.stderr
