@@ -65,10 +65,12 @@ if numba is not None:
         """True when this call is XLA's metadata query (now answered): the handler does nothing else.
         XLA_FFI_Metadata_Extension {struct_size, type, next, metadata*}; XLA_FFI_Metadata
         {struct_size, api_version {struct_size, extension*, int major, int minor}, uint32 traits}."""
-        extension = frame[1]
-        if extension == 0 or (words(extension, 4)[1] & _LOW32) != _METADATA_EXTENSION:
+        if frame[1] == 0:
             return False
-        metadata = numba.carray(_pointer(words(extension, 4)[3]), (9,), np.int32)
+        extension = words(frame[1], 4)
+        if (extension[1] & _LOW32) != _METADATA_EXTENSION:
+            return False
+        metadata = array(extension[3], (9,), np.int32)
         metadata[6] = _API_MAJOR
         metadata[7] = _API_MINOR
         metadata[8] = 0  # no traits
