@@ -50,6 +50,23 @@ class Job:
     after: list[list[str]]
     cost: float
     run: str = ""  # folder under work/runs (default: name)
+    minutes: float | None = None  # a wall-clock budget instead of --steps: see budget_steps
+
+
+PROBE_STEPS = 30
+
+
+def budget_steps(job: Job, work: Path) -> list[str]:
+    """The train options that give `job` `job.minutes` of training: the steps it can take in 90% of the
+    budget at the rate a 30-step probe run measures under the same load (so its learning-rate schedule
+    runs to its end), capped by --max-minutes. Validation four times, as in the step-budget runs."""
+    probe = work / "probe" / job.name
+    run([*job.train, "--steps", str(PROBE_STEPS), "--set", "train.log_every=5", "--eval-every", str(PROBE_STEPS),
+         "--set", "train.prior_sets=32", "--run-dir", str(probe), "--overwrite", "-q"])
+    rows = [json.loads(line) for line in (probe / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rates = sorted(r["steps_per_s"] for r in rows if r.get("steps_per_s") and r["step"] > 5)  # not the compile
+    steps = max(int(0.9 * 60 * job.minutes * rates[len(rates) // 2]), 4)
+    return ["--steps", str(steps), "--eval-every", str(steps // 4), "--max-minutes", str(job.minutes)]
 
 
 def run(cmd: list[str], stdout=None) -> subprocess.CompletedProcess:
@@ -64,9 +81,13 @@ def execute(job: Job, work: Path, train: bool = True) -> dict:
     if done.exists():
         return json.loads(done.read_text())
     start = time.time()
+    train_cmd = job.train
     if job.train and train:
         resume = ["--resume"] if run_dir.exists() else []
-        run([*job.train, "--run-dir", str(run_dir), "-q", *resume])
+        if job.minutes and not resume:
+            train_cmd = [*job.train, *budget_steps(job, work)]
+            start = time.time()
+        run([*train_cmd, "--run-dir", str(run_dir), "-q", *resume])
     train_s = time.time() - start
     outputs = []
     for cmd in job.after:
@@ -74,7 +95,7 @@ def execute(job: Job, work: Path, train: bool = True) -> dict:
         proc = run(cmd, stdout=subprocess.PIPE)
         outputs.append({"cmd": " ".join(cmd), "wall_s": round(time.time() - t, 1),
                         "json": json.loads(proc.stdout) if "--format" in cmd else None})
-    result = {"name": job.name, "train_cmd": " ".join(job.train), "train_wall_s": round(train_s, 1),
+    result = {"name": job.name, "train_cmd": " ".join(train_cmd), "train_wall_s": round(train_s, 1),
               "steps_per_s": _steps_per_s(run_dir), "outputs": outputs}
     done.write_text(json.dumps(result, indent=1))
     return result
@@ -143,18 +164,25 @@ def eval_cmd(work: Path, name: str, *args: str) -> list[str]:
     return [PS, "eval", str(work / "runs" / name), *args, "--format", "json", "-q"]
 
 
-def mnist_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+def budget(steps: int, minutes: float | None) -> tuple[list[str], str]:
+    """The train options and the run-name suffix of a step budget or (given) a wall-clock one."""
+    if minutes:
+        return [], f"_{minutes:g}min"
+    return ["--steps", str(steps), "--eval-every", str(max(steps // 4, 1))], ""
+
+
+def mnist_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None) -> list[Job]:
     train, test = mnist_data(work)
+    options, suffix = budget(steps, minutes)
     jobs = []
     for model in models:
-        name = f"mnist_{model}"
+        name = f"mnist_{model}{suffix}"
         jobs.append(Job(
             name,
-            [PS, "train", str(train), "--model", model, "--steps", str(steps), "--batch-size", "32",
-             "--eval-every", str(max(steps // 4, 1)), "--seed", "0"],
+            [PS, "train", str(train), "--model", model, *options, "--batch-size", "32", "--seed", "0"],
             [eval_cmd(work, name, str(test), "--split", "test", "--what", "recon", "--max-sets", "1000"),
              render_cmd(work, name, "--reconstruct", str(test), "--split", "test")],
-            MNIST_COST.get(model, 1.0) * steps,
+            minutes or MNIST_COST.get(model, 1.0) * steps, minutes=minutes,
         ))
     return jobs
 
@@ -217,28 +245,28 @@ def likelihood_jobs(work: Path, steps: int, ae_run: str | None) -> list[Job]:
     return jobs
 
 
-def modelnet_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+def modelnet_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None) -> list[Job]:
     allcls = prepare(work, "modelnet10.h5", [str(MODELNET), "--normalize", "sphere", "--val-fraction", "0.05"])
     chair = prepare(work, "chair.h5", [str(MODELNET / "chair"), "--normalize", "sphere", "--val-fraction", "0.05"])
+    options, suffix = budget(steps, minutes)
     jobs = []
     for model in models:
-        common = ["--model", model, "--steps", str(steps), "--batch-size", "32", "--eval-every",
-                  str(max(steps // 4, 1)), "--seed", "0"]
-        name = f"modelnet10_{model}"
+        common = ["--model", model, *options, "--batch-size", "32", "--seed", "0"]
+        name = f"modelnet10_{model}{suffix}"
         jobs.append(Job(
             name, [PS, "train", str(allcls), *common],
             [eval_cmd(work, name, "--split", "test", "--what", "recon"),
              render_cmd(work, name, "--reconstruct", str(allcls), "--split", "test")],
-            steps * 2.0,
+            minutes or steps * 2.0, minutes=minutes,
         ))
-        name = f"chair_{model}"
+        name = f"chair_{model}{suffix}"
         jobs.append(Job(
             name, [PS, "train", str(chair), *common],
             [eval_cmd(work, name, "--split", "test", "--what", "gen", "--metrics", GEN_CD),
              eval_cmd(work, name, "--split", "test", "--what", "gen", "--max-sets", "32", "--metrics",
                       "mmd_emd,cov_emd,nna_emd"),
              render_cmd(work, name)],
-            steps * 1.0,
+            minutes or steps * 1.0, minutes=minutes,
         ))
     return jobs
 
@@ -300,11 +328,12 @@ def table(results: list[dict]) -> list[str]:
 
 
 SUITES = {  # suite -> (jobs builder, default steps, default models)
-    "mnist": (lambda work, steps, models, ae: mnist_jobs(work, steps, models), 600, ",".join(BUILTINS["decoder"])),
-    "modelnet": (lambda work, steps, models, ae: modelnet_jobs(work, steps, models), 2000, "mlp"),
-    "likelihood": (lambda work, steps, models, ae: likelihood_jobs(work, steps, ae), 6000, ""),
-    "tasks": (lambda work, steps, models, ae: task_jobs(work, steps, models), 1000, "tspn"),
-    "conditional": (lambda work, steps, models, ae: conditional_jobs(work, steps, models), 600, "tspn"),
+    "mnist": (lambda work, steps, models, ae, minutes: mnist_jobs(work, steps, models, minutes), 600,
+              ",".join(BUILTINS["decoder"])),
+    "modelnet": (lambda work, steps, models, ae, minutes: modelnet_jobs(work, steps, models, minutes), 2000, "mlp"),
+    "likelihood": (lambda work, steps, models, ae, minutes: likelihood_jobs(work, steps, ae), 6000, ""),
+    "tasks": (lambda work, steps, models, ae, minutes: task_jobs(work, steps, models), 1000, "tspn"),
+    "conditional": (lambda work, steps, models, ae, minutes: conditional_jobs(work, steps, models), 600, "tspn"),
 }
 
 
@@ -312,6 +341,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suites", nargs="+", choices=list(SUITES), help="suites to run (their jobs share one queue)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per model (default: per suite)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="mnist, modelnet: a wall-clock training budget per model instead of --steps")
     parser.add_argument("--models", default=None, help="comma-separated decoders (mnist, modelnet, tasks, conditional)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
@@ -325,7 +356,8 @@ def main() -> None:
     jobs = {}
     for suite in args.suites:
         build, steps, models = SUITES[suite]
-        jobs[suite] = [j for j in build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run)
+        jobs[suite] = [j for j in build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run,
+                                    args.minutes)
                        if args.only is None or j.name in args.only.split(",")]
     start = time.time()
     results = run_all([j for js in jobs.values() for j in js], args.work, args.jobs, not args.no_train)

@@ -99,6 +99,9 @@ class TrainConfig:
     prior_components: int = 16  # l-GMM components fitted on training embeddings (autoencoders)
     prior_sets: int = 2048  # random training sets embedded for the l-GMM; 0 = all
     tensorboard: bool = True  # also write metrics.jsonl's rows as TensorBoard events in the run folder
+    # A wall-clock budget per session (e.g. a batch job's time limit): past it, the run validates, saves
+    # and stops cleanly at the next log step (exit 0; --resume continues it). None: no budget.
+    max_minutes: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,6 +388,7 @@ _LIMITS = (
     ("train.eval_sets", _count(0), "0 (all) or more"),
     ("train.prior_components", _count(1), "at least 1"),
     ("train.prior_sets", _count(0), "0 (all) or more"),
+    ("train.max_minutes", lambda v: v is None or (math.isfinite(v) and v > 0), "a finite number > 0"),
 )
 
 
@@ -439,7 +443,7 @@ def load(path: Path) -> RunConfig:
 
 # What a resumed run may change: its length and cadence, and where the dataset now lives.
 RESUMABLE_CHANGES = ("data.path", "train.steps", "train.epochs", "train.eval_every", "train.log_every",
-                     "train.checkpoint_every", "train.max_to_keep", "train.tensorboard")
+                     "train.checkpoint_every", "train.max_to_keep", "train.tensorboard", "train.max_minutes")
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

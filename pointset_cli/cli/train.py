@@ -97,7 +97,7 @@ def _flags(**kw: Any) -> dict[str, Any]:
         "encoder": "model.encoder", "latent_dim": "model.latent_dim", "batch_size": "data.batch_size",
         "steps": "train.steps", "epochs": "train.epochs", "eval_every": "train.eval_every",
         "seed": "train.seed", "lr": "optim.lr", "name": "name", "rotate_up": "data.rotate_up",
-        "jitter": "data.jitter", "subsample": "data.subsample",
+        "jitter": "data.jitter", "subsample": "data.subsample", "max_minutes": "train.max_minutes",
     }
     out = {keys[k]: v for k, v in kw.items() if v is not None}
     if "data.path" in out:
@@ -134,6 +134,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(None, "--batch-size", "-b", help=f"Sets per step (default {DataConfig.batch_size})."),
         steps: int = typer.Option(None, "--steps", help="Total optimiser steps (also after --resume; default: from --epochs)."),
         epochs: int = typer.Option(None, "--epochs", help="Total epochs, when --steps is not given (default 10)."),
+        max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-clock budget of this session in minutes (e.g. a batch job's limit): past it the run validates, saves and stops cleanly at the next log step (exit 0; --resume continues). Default: none."),
         eval_every: int = typer.Option(None, "--eval-every", help=f"Validate (and keep the best) every N steps (default {TrainConfig.eval_every})."),
         lr: float = typer.Option(None, "--lr", help=f"Peak learning rate (default {OptimConfig.lr:g})."),
         seed: int = typer.Option(None, "--seed", help=f"Seeds initialisation and batches (default {TrainConfig.seed})."),
@@ -164,7 +165,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("train reads a dataset file (HDF5 needs a path), not stdin (-)")
         flags = _flags(data=data, model=model, task=task, loss=loss, encoder=encoder, latent_dim=latent_dim,
                        batch_size=batch_size, steps=steps, epochs=epochs, eval_every=eval_every, lr=lr,
-                       seed=seed, rotate_up=rotate_up, jitter=jitter, subsample=subsample, name=name)
+                       seed=seed, rotate_up=rotate_up, jitter=jitter, subsample=subsample, name=name,
+                       max_minutes=max_minutes)
         cfg = config.resolve(config_file, sets, flags)
         from pointset_cli.run.folder import choose_run_dir
 
@@ -195,6 +197,7 @@ def register(app: typer.Typer) -> None:
         summary = {
             "run_dir": str(result.run_dir),
             "steps": result.step,
+            "total_steps": result.total_steps,
             "resumed_from": result.resumed_from,
             "best_val_loss": result.best_val_loss,
             "prior": None if result.prior is None else str(result.prior),

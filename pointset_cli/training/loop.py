@@ -3,7 +3,8 @@
 `train(cfg, run_dir, ...)` owns the run folder for its duration (RUN/.lock). The batch of step t
 depends only on (seed, t), and the state (params, optimiser, rng, step) is checkpointed, so a run
 stopped at any checkpoint and resumed ends with exactly the parameters of one that never stopped.
-SIGINT/SIGTERM finish a checkpoint at the current step and exit 130/143; a non-finite loss stops
+SIGINT/SIGTERM finish a checkpoint at the current step and exit 130/143; past train.max_minutes the
+run validates and saves at the next log step and returns early (a batch job's time limit); a non-finite loss stops
 the run (exit 1) before anything is saved from it. Each log step and evaluation is one metrics.jsonl
 row, also written as TensorBoard scalars (run.events) unless train.tensorboard is false. Steps run
 data-parallel (training.parallel): the batch is split over a device mesh, and with several processes
@@ -230,6 +231,8 @@ class _Session:
         pending: list[dict[str, Any]] = []  # metrics of the steps since the last log line, still on the device
         checked = 0  # how many of them have been read back and found finite
         start, log_start, log_step = time.perf_counter(), time.perf_counter(), step
+        budget = self.cfg.train.max_minutes
+        deadline = start + 60 * (budget or 0)
         batch = self.batch(step) if step < self.total else None
         with _catch_signals() as signals:
             while step < self.total:
@@ -253,7 +256,10 @@ class _Session:
                            **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
                 self.reporter.step(step, row)
                 # Processes agree on a stop at log steps only: a collective every step would cost.
-                stop = self.dp.any_process(bool(signals)) if log else bool(signals) and self.dp.n_processes == 1
+                out_of_time = (log and budget is not None and step < self.total
+                               and self.dp.any_process(time.perf_counter() >= deadline))
+                stop = out_of_time or (self.dp.any_process(bool(signals)) if log
+                                       else bool(signals) and self.dp.n_processes == 1)
                 if stop and rows is None:  # the checkpoint the stop writes must be a good one
                     rows = self._finite(pending, checked, step)
                 if rows is None:
@@ -262,14 +268,18 @@ class _Session:
                 if row is not None:
                     self.record(row)
                     pending, checked, log_start, log_step = [], 0, now, step
-                if evaluate:
+                if evaluate or out_of_time:  # a budget stop keeps the best checkpoint current
                     self.evaluate(state, step)
                 if save or stop:
                     self.save_latest(step, state)
                 if stop:
                     if self.ckpt is not None:
                         self.ckpt.wait()
-                    raise TrainInterrupted(signals[0] if signals else signal.SIGTERM, step, self.paths.root)
+                    if signals or not out_of_time:  # a signal here or in another process
+                        raise TrainInterrupted(signals[0] if signals else signal.SIGTERM, step, self.paths.root)
+                    self.reporter.message(f"stopped at step {step:,} of {self.total:,}: the time budget "
+                                          f"(train.max_minutes = {budget:g}) is spent; --resume continues")
+                    break
         return state
 
     def _finite(self, pending: list[dict[str, Any]], checked: int, step: int) -> list[dict[str, float]]:

@@ -90,6 +90,27 @@ def test_train_refuse_existing_resume_and_config_mismatch(cli, tiny_mnist, tmp_p
     assert "resuming from step 3 of 4" in with_config.stderr
 
 
+def test_time_budget_stops_cleanly_and_resume_finishes(cli, tiny_mnist, tmp_path):
+    """--max-minutes: past the budget the run validates and saves at the next log step, exits 0 with
+    one line saying so, and each --resume (a new session, a new budget) goes on until the steps are done."""
+    run = tmp_path / "run"
+    short = cli(["train", tiny_mnist, *SETS, "--steps", "6", "--set", "train.log_every=2", "--max-minutes", "1e-6",
+                 "--run-dir", run, "--format", "json", "-q"])
+    assert short.exit_code == 0, short.stderr
+    summary = json.loads(short.stdout)
+    assert summary["steps"] == 2 and summary["total_steps"] == 6 and summary["prior"]
+    assert "stopped at step 2 of 6: the time budget (train.max_minutes = 1e-06) is spent" in short.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_loss" in r] == [2]  # validated at the stop: best is current
+    for done in (4, 6):  # the budget is in config.yaml: each resumed session gets it again, as batch jobs do
+        again = cli(["train", "--resume", "--run-dir", run, "--format", "json", "-q"])
+        assert again.exit_code == 0, again.stderr
+        assert json.loads(again.stdout)["resumed_from"] == done - 2 and json.loads(again.stdout)["steps"] == done
+    assert "time budget" not in again.stderr  # the last session ended because the steps were done
+    refused = cli(["train", tiny_mnist, *SETS, "--max-minutes", "0", "--run-dir", tmp_path / "other"])
+    assert refused.exit_code == 2 and "train.max_minutes must be a finite number > 0 (got 0" in refused.stderr
+
+
 def test_second_trainer_on_a_locked_run_is_refused(cli, tiny_mnist, tmp_path):
     run = tmp_path / "run"
     with lock_holder(run) as owner:
