@@ -164,16 +164,18 @@ def eval_cmd(work: Path, name: str, *args: str) -> list[str]:
     return [PS, "eval", str(work / "runs" / name), *args, "--format", "json", "-q"]
 
 
-def budget(steps: int, minutes: float | None) -> tuple[list[str], str]:
-    """The train options and the run-name suffix of a step budget or (given) a wall-clock one."""
-    if minutes:
-        return [], f"_{minutes:g}min"
-    return ["--steps", str(steps), "--eval-every", str(max(steps // 4, 1))], ""
+def budget(steps: int, minutes: float | None, loss: str | None = None) -> tuple[list[str], str]:
+    """The train options and the run-name suffix of a step budget or (given) a wall-clock one, and
+    of a set loss other than the default."""
+    options, suffix = ([], f"_{minutes:g}min") if minutes else (
+        ["--steps", str(steps), "--eval-every", str(max(steps // 4, 1))], "")
+    return (options + ["--loss", loss], f"{suffix}_{loss}") if loss else (options, suffix)
 
 
-def mnist_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None) -> list[Job]:
+def mnist_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None,
+               loss: str | None = None) -> list[Job]:
     train, test = mnist_data(work)
-    options, suffix = budget(steps, minutes)
+    options, suffix = budget(steps, minutes, loss)
     jobs = []
     for model in models:
         name = f"mnist_{model}{suffix}"
@@ -245,10 +247,11 @@ def likelihood_jobs(work: Path, steps: int, ae_run: str | None) -> list[Job]:
     return jobs
 
 
-def modelnet_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None) -> list[Job]:
+def modelnet_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None,
+                  loss: str | None = None) -> list[Job]:
     allcls = prepare(work, "modelnet10.h5", [str(MODELNET), "--normalize", "sphere", "--val-fraction", "0.05"])
     chair = prepare(work, "chair.h5", [str(MODELNET / "chair"), "--normalize", "sphere", "--val-fraction", "0.05"])
-    options, suffix = budget(steps, minutes)
+    options, suffix = budget(steps, minutes, loss)
     jobs = []
     for model in models:
         common = ["--model", model, *options, "--batch-size", "32", "--seed", "0"]
@@ -328,12 +331,13 @@ def table(results: list[dict]) -> list[str]:
 
 
 SUITES = {  # suite -> (jobs builder, default steps, default models)
-    "mnist": (lambda work, steps, models, ae, minutes: mnist_jobs(work, steps, models, minutes), 600,
+    "mnist": (lambda work, steps, models, ae, minutes, loss: mnist_jobs(work, steps, models, minutes, loss), 600,
               ",".join(BUILTINS["decoder"])),
-    "modelnet": (lambda work, steps, models, ae, minutes: modelnet_jobs(work, steps, models, minutes), 2000, "mlp"),
-    "likelihood": (lambda work, steps, models, ae, minutes: likelihood_jobs(work, steps, ae), 6000, ""),
-    "tasks": (lambda work, steps, models, ae, minutes: task_jobs(work, steps, models), 1000, "tspn"),
-    "conditional": (lambda work, steps, models, ae, minutes: conditional_jobs(work, steps, models), 600, "tspn"),
+    "modelnet": (lambda work, steps, models, ae, minutes, loss: modelnet_jobs(work, steps, models, minutes, loss),
+                 2000, "mlp"),
+    "likelihood": (lambda work, steps, models, ae, minutes, loss: likelihood_jobs(work, steps, ae), 6000, ""),
+    "tasks": (lambda work, steps, models, ae, minutes, loss: task_jobs(work, steps, models), 1000, "tspn"),
+    "conditional": (lambda work, steps, models, ae, minutes, loss: conditional_jobs(work, steps, models), 600, "tspn"),
 }
 
 
@@ -343,6 +347,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps per model (default: per suite)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="mnist, modelnet: a wall-clock training budget per model instead of --steps")
+    parser.add_argument("--loss", default=None, help="mnist, modelnet: train with this set loss (default: chamfer)")
     parser.add_argument("--models", default=None, help="comma-separated decoders (mnist, modelnet, tasks, conditional)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")
@@ -357,7 +362,7 @@ def main() -> None:
     for suite in args.suites:
         build, steps, models = SUITES[suite]
         jobs[suite] = [j for j in build(args.work, args.steps or steps, (args.models or models).split(","), args.ae_run,
-                                    args.minutes)
+                                    args.minutes, args.loss)
                        if args.only is None or j.name in args.only.split(",")]
     start = time.time()
     results = run_all([j for js in jobs.values() for j in js], args.work, args.jobs, not args.no_train)

@@ -27,7 +27,54 @@ if numba is not None:
         a = abs(diff)
         if code == 1:
             return a
-        return 0.5 * diff * diff if a < 1.0 else a - 0.5
+        half = np.float32(0.5)  # float32 throughout, as the sum the callers' brute force computes
+        return half * diff * diff if a < 1.0 else a - half
+
+    @numba.njit(inline="always")
+    def _scan3(xq, y, b, j, width, best, index, code):
+        """Queries xq [3, TILE] against y[b, j : j + width] (width 1 or 4, a constant once inlined):
+        each query's coordinates and best so far stay in registers across the `width` points."""
+        for q in range(TILE):
+            a0, a1, a2 = xq[0, q], xq[1, q], xq[2, q]
+            nearest, found = best[q], index[q]
+            for k in range(width):
+                dist = _term(a0 - y[b, j + k, 0], code) + _term(a1 - y[b, j + k, 1], code) + \
+                    _term(a2 - y[b, j + k, 2], code)
+                nearer = dist < nearest  # strictly nearer: ties keep the lowest index
+                nearest = dist if nearer else nearest
+                found = np.int32(j + k) if nearer else found
+            best[q], index[q] = nearest, found
+
+    @numba.njit(inline="always")
+    def _scan(xq, y, b, j, best, index, dist, code):
+        """Queries xq [D, TILE] against y[b, j], any D: one coordinate at a time through dist [TILE]."""
+        yd = y[b, j, 0]
+        for q in range(TILE):
+            dist[q] = _term(xq[0, q] - yd, code)
+        for d in range(1, xq.shape[0]):
+            yd = y[b, j, d]
+            for q in range(TILE):
+                dist[q] += _term(xq[d, q] - yd, code)
+        for q in range(TILE):  # strictly nearer: ties keep the lowest index
+            nearer = dist[q] < best[q]
+            best[q] = dist[q] if nearer else best[q]
+            index[q] = np.int32(j) if nearer else index[q]
+
+    @numba.njit(inline="always")
+    def _tile(xq, y, b, count, best, index, dist, code):
+        """One pass over y's real points for a whole tile of queries; every inner loop runs over the
+        tile without a dependency between queries, so it vectorises."""
+        if xq.shape[0] != 3:
+            for j in range(count):
+                _scan(xq, y, b, j, best, index, dist, code)
+            return
+        j = 0
+        while j + 4 <= count:
+            _scan3(xq, y, b, j, 4, best, index, code)
+            j += 4
+        while j < count:
+            _scan3(xq, y, b, j, 1, best, index, code)
+            j += 1
 
     @numba.njit(parallel=True, cache=True)
     def _search(x_t, y, counts, out, code):  # x_t [B, D, N]; y [B, M, D], its counts[b] real points first
@@ -43,21 +90,13 @@ if numba is not None:
             best = np.full(TILE, np.inf, np.float32)
             index = np.zeros(TILE, np.int32)
             dist = np.empty(TILE, np.float32)
-            # One pass over y for the whole tile: every inner loop runs over the tile's queries
-            # without a dependency between them, so it vectorises, and no per-query buffer exists.
-            for j in range(counts[b]):
-                yd = y[b, j, 0]
-                for q in range(TILE):
-                    dist[q] = _term(xq[0, q] - yd, code)
-                for d in range(1, d_count):
-                    yd = y[b, j, d]
-                    for q in range(TILE):
-                        dist[q] += _term(xq[d, q] - yd, code)
-                found = np.int32(j)
-                for q in range(TILE):  # strictly nearer: ties keep the lowest index
-                    nearer = dist[q] < best[q]
-                    best[q] = dist[q] if nearer else best[q]
-                    index[q] = found if nearer else index[q]
+            # The metric as a constant in each branch, so each inlined loop is compiled for one term.
+            if code == 0:
+                _tile(xq, y, b, counts[b], best, index, dist, 0)
+            elif code == 1:
+                _tile(xq, y, b, counts[b], best, index, dist, 1)
+            else:
+                _tile(xq, y, b, counts[b], best, index, dist, 2)
             for q in range(rows):
                 out[b, start + q] = index[q]
 
@@ -67,8 +106,9 @@ if numba is not None:
         every point of x [B, N, D]; 0 where y has no real point; ties go to the lowest index."""
         b_count, n, d_count = x.shape
         m = y.shape[1]
-        x_t = np.empty((b_count, d_count, n), np.float32)  # coordinate-major queries for _search
-        real = np.empty((b_count, m, d_count), np.float32)  # each set's real points first
+        width = 3 if d_count < 3 else d_count  # 1-2D points padded with zero coordinates (a zero term) take the 3D loop
+        x_t = np.zeros((b_count, width, n), np.float32)  # coordinate-major queries for _search
+        real = np.zeros((b_count, m, width), np.float32)  # each set's real points first
         where = np.empty((b_count, m), np.int32)  # their indices in y
         counts = np.zeros(b_count, np.int64)
         for b in range(b_count):
@@ -77,7 +117,7 @@ if numba is not None:
                     x_t[b, d, i] = x[b, i, d]
             for j in range(m):
                 if y_mask[b, j]:
-                    real[b, counts[b]] = y[b, j]
+                    real[b, counts[b], :d_count] = y[b, j]
                     where[b, counts[b]] = j
                     counts[b] += 1
         _search(x_t, real, counts, out, code)

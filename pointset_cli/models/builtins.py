@@ -17,7 +17,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "likelihood": {"poisson": "poisson", "setflow": "setflow"},
     "adversarial": {"gast": "gast"},
-    "loss": {"chamfer": "objective", "hungarian": "objective", "sinkhorn": "objective"},
+    "loss": {"chamfer": "objective", "hungarian": "objective", "sinkhorn": "objective", "chamfer_sliced": "sliced"},
 }
 
 

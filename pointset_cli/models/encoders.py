@@ -61,6 +61,10 @@ class SetTransformerConfig:
     blocks: int = 2  # stacked ISAB (or SAB) layers, as the paper's encoder
     inducing: int = 16  # m inducing points per ISAB (paper: 16-32); 0 = full SAB, O(N^2)
     seeds: int = 4  # k PMA seeds: z is this small set, which set-to-set decoders attend to
+    # "full": each block with layer norms, an output projection and a 2-layer rFF; "light": the
+    # official code's block, about half the FLOPs (no layer norm, no output projection, 1-layer rFF,
+    # no rFF before PMA, and the first block reads the points themselves instead of an embedding)
+    block: str = "full"
 
 
 class SetTransformer(hk.Module):
@@ -71,7 +75,7 @@ class SetTransformer(hk.Module):
     """
 
     def __init__(self, latent_dim: int, width: int, heads: int, blocks: int, inducing: int, seeds: int,
-                 name: str | None = None):
+                 light: bool = False, name: str | None = None):
         super().__init__(name=name)
         self.latent_dim = latent_dim
         self.width = width
@@ -79,15 +83,18 @@ class SetTransformer(hk.Module):
         self.blocks = blocks
         self.inducing = inducing
         self.seeds = seeds
+        self.light = light
 
     def __call__(self, points, mask):
-        x = hk.Linear(self.width, name="embed")(zero_padding(points, mask))  # [B, N, C]
+        x = zero_padding(points, mask)  # [B, N, D]
+        if not self.light:  # the light block's query projection maps D to C itself, as the official code
+            x = hk.Linear(self.width, name="embed")(x)  # [B, N, C]
         for i in range(self.blocks):
             if self.inducing:
-                x = ISAB(self.width, self.heads, self.inducing, name=f"isab{i}")(x, mask)  # [B, N, C]
+                x = ISAB(self.width, self.heads, self.inducing, self.light, name=f"isab{i}")(x, mask)  # [B, N, C]
             else:
-                x = SAB(self.width, self.heads, name=f"sab{i}")(x, mask)  # [B, N, C]
-        seeds = PMA(self.width, self.heads, self.seeds)(x, mask)  # [B, k, C]
+                x = SAB(self.width, self.heads, self.light, name=f"sab{i}")(x, mask)  # [B, N, C]
+        seeds = PMA(self.width, self.heads, self.seeds, self.light)(x, mask)  # [B, k, C]
         latent = hk.Linear(self.latent_dim // self.seeds, name="to_latent")(seeds)  # [B, k, K / k]
         return latent.reshape(latent.shape[0], self.latent_dim)  # [B, K]
 
@@ -110,7 +117,10 @@ def build_set_transformer(cfg: SetTransformerConfig, latent_dim: int):
         raise UsageError(f"latent_dim {latent_dim} must be a multiple of the Set Transformer's seeds ({cfg.seeds})")
     if cfg.width % cfg.heads:
         raise UsageError(f"Set Transformer width {cfg.width} must be a multiple of heads ({cfg.heads})")
+    if cfg.block not in ("full", "light"):
+        raise UsageError(f"unknown Set Transformer block '{cfg.block}'; valid: full, light")
     make = functools.partial(
-        SetTransformer, latent_dim, cfg.width, cfg.heads, cfg.blocks, cfg.inducing, cfg.seeds, name="encoder"
+        SetTransformer, latent_dim, cfg.width, cfg.heads, cfg.blocks, cfg.inducing, cfg.seeds, cfg.block == "light",
+        name="encoder"
     )
     return EncoderBuild(make, cfg.seeds)

@@ -84,14 +84,19 @@ def scaled_dot_product(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.A
 
 
 class MultiHeadAttention(hk.Module):
-    """Scaled dot-product attention with H heads; query [B, M, Cq], key/value [B, N, Ck] -> [B, M, C]."""
+    """Scaled dot-product attention with H heads; query [B, M, Cq], key/value [B, N, Ck] -> [B, M, C].
 
-    def __init__(self, num_heads: int, width: int, name: str | None = None):
+    light: the official Set Transformer code's form, no output projection and the projected query
+    added back (q W_q + MHA), which its MAB uses as the residual.
+    """
+
+    def __init__(self, num_heads: int, width: int, light: bool = False, name: str | None = None):
         super().__init__(name=name)
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
         self.width = width
+        self.light = light
 
     def __call__(self, query, key, value, key_mask=None):
         h, c = self.num_heads, self.width // self.num_heads
@@ -103,6 +108,8 @@ class MultiHeadAttention(hk.Module):
         q, k, v = heads(query, "query"), heads(key, "key"), heads(value, "value")
         out = scaled_dot_product(q, k, v, key_mask)  # [B, H, M, C/H]
         out = out.swapaxes(-2, -3).reshape(*query.shape[:-1], self.width)  # [B, M, C]
+        if self.light:
+            return q.swapaxes(-2, -3).reshape(out.shape) + out
         return hk.Linear(self.width, name="out")(out)
 
 
@@ -110,24 +117,31 @@ class MAB(hk.Module):
     """Multihead attention block (Lee et al. 2019): H = LN(X + MHA(X, Y, Y)); LN(H + rFF(H)).
 
     x [B, M, C] attends to y [B, N, C] (y_mask [B, N]); equivariant in x, invariant in y.
+    light: the block of the official code, about half the FLOPs: H = X W_q + MHA(X, Y, Y) without
+    an output projection, then H + relu(H W), no layer norms.
     """
 
-    def __init__(self, width: int, num_heads: int, name: str | None = None):
+    def __init__(self, width: int, num_heads: int, light: bool = False, name: str | None = None):
         super().__init__(name=name)
         self.width = width
         self.num_heads = num_heads
+        self.light = light
 
     def __call__(self, x, y, y_mask=None):
-        h = layer_norm("ln0")(x + MultiHeadAttention(self.num_heads, self.width)(x, y, y, y_mask))  # [B, M, C]
+        attention = MultiHeadAttention(self.num_heads, self.width, self.light)
+        if self.light:
+            h = attention(x, y, y, y_mask)  # [B, M, C]
+            return h + jax.nn.relu(hk.Linear(self.width, name="rff")(h))  # [B, M, C]
+        h = layer_norm("ln0")(x + attention(x, y, y, y_mask))  # [B, M, C]
         return layer_norm("ln1")(h + mlp([self.width, self.width], name="rff")(h))  # [B, M, C]
 
 
 class SAB(hk.Module):
     """Set attention block: MAB(X, X); permutation-equivariant, O(N^2)."""
 
-    def __init__(self, width: int, num_heads: int, name: str | None = None):
+    def __init__(self, width: int, num_heads: int, light: bool = False, name: str | None = None):
         super().__init__(name=name)
-        self.mab = MAB(width, num_heads)
+        self.mab = MAB(width, num_heads, light)
 
     def __call__(self, x, mask=None):
         return self.mab(x, x, mask)  # [B, N, C]
@@ -136,31 +150,34 @@ class SAB(hk.Module):
 class ISAB(hk.Module):
     """Induced set attention block: MAB(X, MAB(I, X)) with m learned inducing points; O(N m)."""
 
-    def __init__(self, width: int, num_heads: int, num_inducing: int, name: str | None = None):
+    def __init__(self, width: int, num_heads: int, num_inducing: int, light: bool = False, name: str | None = None):
         super().__init__(name=name)
         self.width = width
         self.num_heads = num_heads
         self.num_inducing = num_inducing
+        self.light = light
 
     def __call__(self, x, mask=None):
         inducing = learned_set("inducing", self.num_inducing, self.width, x.shape[0])  # [B, m, C]
-        h = MAB(self.width, self.num_heads, name="mab_in")(inducing, x, mask)  # [B, m, C]
-        return MAB(self.width, self.num_heads, name="mab_out")(x, h)  # [B, N, C]
+        h = MAB(self.width, self.num_heads, self.light, name="mab_in")(inducing, x, mask)  # [B, m, C]
+        return MAB(self.width, self.num_heads, self.light, name="mab_out")(x, h)  # [B, N, C]
 
 
 class PMA(hk.Module):
-    """Pooling by multihead attention: MAB(S, rFF(X)) with k learned seeds -> [B, k, C], invariant."""
+    """Pooling by multihead attention: MAB(S, rFF(X)) with k learned seeds -> [B, k, C], invariant.
+    light: MAB(S, X), as the official code (no rFF before pooling)."""
 
-    def __init__(self, width: int, num_heads: int, num_seeds: int, name: str | None = None):
+    def __init__(self, width: int, num_heads: int, num_seeds: int, light: bool = False, name: str | None = None):
         super().__init__(name=name)
         self.width = width
         self.num_heads = num_heads
         self.num_seeds = num_seeds
+        self.light = light
 
     def __call__(self, x, mask=None):
         seeds = learned_set("seeds", self.num_seeds, self.width, x.shape[0])  # [B, k, C]
-        features = mlp([self.width, self.width], name="rff")(x)  # [B, N, C]
-        return MAB(self.width, self.num_heads)(seeds, features, mask)  # [B, k, C]
+        features = x if self.light else mlp([self.width, self.width], name="rff")(x)  # [B, N, C]
+        return MAB(self.width, self.num_heads, self.light)(seeds, features, mask)  # [B, k, C]
 
 
 def fspool_weights(params: jax.Array, sizes: jax.Array, n: int) -> jax.Array:

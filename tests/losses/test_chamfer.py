@@ -51,9 +51,10 @@ def test_matches_numpy_on_uneven_padded_sets(metric, use_kernel, monkeypatch):
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
-def test_kernel_and_tiled_search_agree():
+@pytest.mark.parametrize("dim", [1, 2, 3, 5])  # 1-3: the kernel's 3D loop (padded), 5: its any-D loop
+def test_kernel_and_tiled_search_agree(dim):
     rng = np.random.default_rng(1)
-    x, y = rng.normal(size=(2, 4, 100, 3)).astype(np.float32)
+    x, y = rng.normal(size=(2, 4, 100, dim)).astype(np.float32)
     ym = rng.random((4, 100)) < 0.7
     fast = nearest_index(x, y, ym, use_kernel=True)
     tiled = nearest_index(x, y, ym, use_kernel=False, chunk=32)

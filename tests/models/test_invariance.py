@@ -17,6 +17,7 @@ from pointset_cli.models.tspn import TSPNTransformer
 ENCODERS = [("deepsets", {"hidden": (16,), "rho": (16,), "pool": pool}) for pool in encoders.POOLS] + [
     ("set_transformer", {"width": 16, "heads": 2, "blocks": 2, "inducing": 4, "seeds": 2}),
     ("set_transformer", {"width": 16, "heads": 2, "blocks": 1, "inducing": 0, "seeds": 2}),
+    ("set_transformer", {"width": 16, "heads": 2, "blocks": 2, "inducing": 4, "seeds": 2, "block": "light"}),
 ]
 
 
@@ -49,22 +50,47 @@ def test_encoder_invariant_to_order_and_padding(name, options, mnist_batch, with
     np.testing.assert_allclose(encode(shuffled.points, shuffled.mask), z, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("light", [False, True])
 @pytest.mark.parametrize("block", ["sab", "isab", "mab"])
-def test_set_transformer_blocks_equivariant(block):
+def test_set_transformer_blocks_equivariant(block, light):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 7, 16)), jnp.float32)
     mask = jnp.asarray(np.arange(7)[None] < np.array([[5], [7]]))
     y = jnp.asarray(rng.normal(size=(2, 3, 16)), jnp.float32)
     blocks = {
-        "sab": lambda x, m: layers.SAB(16, 2)(x, m),
-        "isab": lambda x, m: layers.ISAB(16, 2, 4)(x, m),
-        "mab": lambda x, m: layers.MAB(16, 2)(x, y),
+        "sab": lambda x, m: layers.SAB(16, 2, light)(x, m),
+        "isab": lambda x, m: layers.ISAB(16, 2, 4, light)(x, m),
+        "mab": lambda x, m: layers.MAB(16, 2, light)(x, y),
     }
     f = with_fixed_params(blocks[block], x, mask)
     perm = jnp.asarray(rng.permutation(7))
     real = np.asarray(rows(mask, perm))
     expected = np.asarray(rows(f(x, mask), perm))[real]
     np.testing.assert_allclose(np.asarray(f(rows(x, perm), rows(mask, perm)))[real], expected, atol=1e-5)
+
+
+def test_light_block_is_the_official_formula():
+    """MAB(light) = O + relu(O W_r + b_r) with O = Q + concat_h softmax(Q_h K_h^T / sqrt(C/H)) V_h and
+    Q, K, V the projected x, y, y: written out in numpy from the block's own parameters, masked keys dropped."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    y = rng.normal(size=(2, 6, 8)).astype(np.float32)
+    mask = np.arange(6)[None] < np.array([[4], [6]])
+    f = hk.without_apply_rng(hk.transform(lambda x, y, m: layers.MAB(8, 2, light=True)(x, y, m)))
+    params = f.init(jax.random.key(0), x, y, mask)
+    assert not any("layer_norm" in k or k.endswith("/out") for k in params)  # no layer norm, no output projection
+    got = np.asarray(f.apply(params, x, y, mask))
+    p = {k.split("/")[-1]: v for k, v in params.items()}
+    q, k, v = (a @ np.asarray(p[n]["w"]) + np.asarray(p[n]["b"]) for a, n in ((x, "query"), (y, "key"), (y, "value")))
+    out = q.copy()
+    for b in range(2):
+        for h in range(2):
+            c = slice(4 * h, 4 * h + 4)
+            logits = q[b, :, c] @ k[b, mask[b], c].T / 2.0
+            w = np.exp(logits - logits.max(1, keepdims=True))
+            out[b, :, c] += (w / w.sum(1, keepdims=True)) @ v[b, mask[b], c]
+    want = out + np.maximum(out @ np.asarray(p["rff"]["w"]) + np.asarray(p["rff"]["b"]), 0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_tspn_transformer_equivariant():
