@@ -120,9 +120,16 @@ class Checkpoints:
             self.best.wait_until_finished()
 
     def close(self) -> None:
-        self.wait()
-        self.latest.close()
-        self.best.close()
+        try:
+            self.wait()
+        finally:
+            for manager in (self.latest, self.best):
+                with contextlib.suppress(Exception):  # a failed save is reported by wait() or already was
+                    manager.close()
+            # Once the managers' writer threads are gone, nothing can write into a failed save's folder
+            # again: one the error path removed while a writer was still busy is removed for good here.
+            for sub in ("latest", "best"):
+                _drop_half_written(self.root / sub, lambda _: None)
 
 
 @contextlib.contextmanager

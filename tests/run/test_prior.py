@@ -46,3 +46,20 @@ def test_a_prior_naming_a_huge_class_number_loads_only_what_it_holds(tmp_path):
     again = load_prior(tmp_path / "prior.npz")
     assert list(again.classes) == [999_999_999] and again.of_class(0) is None
     np.testing.assert_allclose(again.of_class(999_999_999).means, mixture.means, rtol=1e-6)
+
+
+def test_sampled_size_codes_snap_to_sizes_the_training_data_has():
+    """A size that never varied (every ModelNet shape has 1,024 points) still gets spread by the
+    GMM: a sampled code must decode to exactly that size; with several sizes, to the nearest one."""
+    from pointset_cli.run.generate import snap_size_codes
+
+    fixed = np.zeros(1025, int)
+    fixed[1024] = 845
+    z = np.column_stack([np.ones(4), np.log1p([990.0, 1030.0, 1024.0, 3.0])]).astype(np.float32)
+    snapped = snap_size_codes(z, fixed.tolist())
+    assert np.round(np.expm1(snapped[:, -1])).tolist() == [1024] * 4
+    np.testing.assert_array_equal(snapped[:, :-1], z[:, :-1])  # the shape code is left alone
+    seen = np.zeros(300, int)
+    seen[[19, 20, 40, 258]] = 1
+    z = np.column_stack([np.zeros(6), np.log1p([0.0, 19.4, 29.0, 31.0, 250.0, 400.0])]).astype(np.float32)
+    assert np.round(np.expm1(snap_size_codes(z, seen.tolist())[:, -1])).tolist() == [19, 19, 20, 40, 258, 258]
