@@ -311,7 +311,7 @@ def table(results: list[dict]) -> list[str]:
             if "reconstruction" in data:
                 rec = data["reconstruction"]
                 figures.append(f"CD x10^3 {rec['cd'] * 1e3:.2f}, EMD x10^2 {rec['emd'] * 1e2:.2f} (true sizes); "
-                               f"CD x10^3 {rec['cd_own_size'] * 1e3:.2f}, size acc "
+                               f"CD x10^3 {rec.get('cd_own_size', float('nan')) * 1e3:.2f}, size acc "
                                f"{rec['cardinality_accuracy'] * 100:.1f}%, nearest own input "
                                f"{rec.get('retrieval_accuracy', float('nan')) * 100:.1f}% (own sizes; {rec['n_sets']} sets)")
             if "task" in data:
