@@ -102,7 +102,8 @@ def names(kind: str) -> list[str]:
     """Registered names of `kind`: the built-ins in their listed order, then any registered since."""
     _check_kind(kind)
     _load(kind)
-    return list(_ENTRIES[kind])
+    # A module imported directly (a test's `from ...sliced import`) registers before the listing is loaded.
+    return list(BUILTINS[kind]) + [name for name in _ENTRIES[kind] if name not in BUILTINS[kind]]
 
 
 def entries(kind: str) -> list[Entry]:

@@ -40,7 +40,7 @@ def test_a_run_from_before_resolved_configs_loads_and_samples_as_the_resolved_on
         assert result.exit_code == 0, result.stderr
         runs[name] = result
     warning = our_lines(runs["old"].stderr)
-    assert len(warning) == 1 and "does not record the encoder's name and 11 model options" in warning[0], warning
+    assert len(warning) == 1 and "does not record the encoder's name and 12 model options" in warning[0], warning
     assert str(old / "config.yaml") in warning[0]
     assert our_lines(runs["new"].stderr) == []
     for i in range(3):  # the same model: the defaults it was trained with are today's
