@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from pointset_cli.models.builtins import BUILTINS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +90,14 @@ def execute(job: Job, work: Path, train: bool = True) -> dict:
             train_cmd = [*job.train, *budget_steps(job, work)]
             start = time.time()
         run([*train_cmd, "--run-dir", str(run_dir), "-q", *resume])
+    elif job.train and job.minutes and (run_dir / "config.yaml").is_file():  # --no-train: the budget it trained with
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())["train"]
+        train_cmd = [*job.train, "--steps", str(cfg["steps"]), "--eval-every", str(cfg["eval_every"]),
+                     "--max-minutes", str(job.minutes)]
     train_s = time.time() - start
+    if job.train and not train and (run_dir / "metrics.jsonl").is_file():  # --no-train: the wall its training logged
+        logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        train_s = max((r["time"] for r in logged if "time" in r), default=train_s)
     outputs = []
     for cmd in job.after:
         t = time.time()
