@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pointset_cli import losses
 from pointset_cli.config import ModelConfig
 from pointset_cli.models import registry
+from pointset_cli.models.objective import chamfer
 from pointset_cli.models.sorting import permute, sort_order
 
 DIRECTIONS = 64  # P
@@ -67,6 +67,5 @@ def sliced_w2(x: jax.Array, y: jax.Array, x_mask: jax.Array | None = None, y_mas
 @registry.register("loss", "chamfer_sliced", None,
                    "Chamfer + sliced Wasserstein-2 (64 directions): spreads points like the target")
 def chamfer_sliced(cfg: ModelConfig, points, mask, presence, target, target_mask, unordered_presence: bool):
-    weights = presence if unordered_presence else None
-    chamfer = losses.chamfer(points, target, None if unordered_presence else mask, target_mask, x_weights=weights)
-    return chamfer + sliced_w2(points, target, mask, target_mask)
+    return (chamfer(cfg, points, mask, presence, target, target_mask, unordered_presence)
+            + sliced_w2(points, target, mask, target_mask))

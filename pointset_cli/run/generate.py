@@ -196,7 +196,7 @@ def snap_size_codes(z: np.ndarray, sizes: list[int]) -> np.ndarray:
     if not len(seen):
         return z
     wanted = np.expm1(z[:, -1].astype(np.float64))
-    right = np.clip(np.searchsorted(seen, wanted), 1, len(seen) - 1) if len(seen) > 1 else np.zeros(len(z), int)
+    right = np.minimum(np.searchsorted(seen, wanted), len(seen) - 1)  # the first seen size >= wanted, or the last
     left = np.maximum(right - 1, 0)
     nearest = np.where(np.abs(seen[left] - wanted) <= np.abs(seen[right] - wanted), seen[left], seen[right])
     out = z.copy()
