@@ -92,24 +92,28 @@ def official_dspn_step(checkout: Path, batch):
     return step
 
 
-def our_model_step(cfg: ModelConfig, batch):
-    data = DataSpec(dim=batch.points.shape[2], n_max=batch.points.shape[1], n_classes=10)
-    model = build_model(cfg, data)
+def adam_step(loss_fn, params):
+    """A step() that takes one jitted Adam step on loss_fn(params) -> scalar, from `params`, and waits for it."""
     optimizer = optax.adam(1e-3)
-    state = {"params": jax.jit(model.init)(jax.random.key(0), batch)}
-    state["opt"] = optimizer.init(state["params"])
+    state = {"params": params, "opt": optimizer.init(params)}
 
     @jax.jit
-    def train_step(params, opt_state, key):
-        (loss, _), grads = jax.value_and_grad(model.loss, has_aux=True)(params, key, batch)
+    def train_step(params, opt_state):
+        loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     def step():
-        state["params"], state["opt"], loss = train_step(state["params"], state["opt"], jax.random.key(1))
+        state["params"], state["opt"], loss = train_step(state["params"], state["opt"])
         jax.block_until_ready(loss)
 
     return step
+
+
+def our_model_step(cfg: ModelConfig, batch):
+    model = build_model(cfg, DataSpec(dim=batch.points.shape[2], n_max=batch.points.shape[1], n_classes=10))
+    return adam_step(lambda params: model.loss(params, jax.random.key(1), batch)[0],
+                     jax.jit(model.init)(jax.random.key(0), batch))
 
 
 def official_set_transformer_step(checkout: Path, batch):
@@ -150,24 +154,9 @@ def our_set_transformer_step(batch, light: bool):
     f = hk.without_apply_rng(hk.transform(logits))
     points, mask = jnp.asarray(batch.points), jnp.asarray(batch.mask)
     labels = jnp.arange(len(batch.points)) % CLASSES
-    optimizer = optax.adam(1e-3)
-    state = {"params": f.init(jax.random.key(0), points, mask)}
-    state["opt"] = optimizer.init(state["params"])
-
-    def loss_fn(params):
-        return optax.softmax_cross_entropy_with_integer_labels(f.apply(params, points, mask), labels).mean()
-
-    @jax.jit
-    def train_step(params, opt_state):
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    def step():
-        state["params"], state["opt"], loss = train_step(state["params"], state["opt"])
-        jax.block_until_ready(loss)
-
-    return step
+    return adam_step(
+        lambda params: optax.softmax_cross_entropy_with_integer_labels(f.apply(params, points, mask), labels).mean(),
+        f.init(jax.random.key(0), points, mask))
 
 
 def main() -> None:

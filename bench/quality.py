@@ -65,10 +65,14 @@ def budget_steps(job: Job, work: Path) -> list[str]:
     probe = work / "probe" / job.name
     run([*job.train, "--steps", str(PROBE_STEPS), "--set", "train.log_every=5", "--eval-every", str(PROBE_STEPS),
          "--set", "train.prior_sets=32", "--run-dir", str(probe), "--overwrite", "-q"])
-    rows = [json.loads(line) for line in (probe / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rates = sorted(r["steps_per_s"] for r in rows if r.get("steps_per_s") and r["step"] > 5)  # not the compile
+    rates = sorted(r["steps_per_s"] for r in metric_rows(probe) if r.get("steps_per_s") and r["step"] > 5)  # not the compile
     steps = max(int(0.9 * 60 * job.minutes * rates[len(rates) // 2]), 4)
     return ["--steps", str(steps), "--eval-every", str(steps // 4), "--max-minutes", str(job.minutes)]
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    """A run folder's metrics.jsonl rows."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def run(cmd: list[str], stdout=None) -> subprocess.CompletedProcess:
@@ -96,8 +100,7 @@ def execute(job: Job, work: Path, train: bool = True) -> dict:
                      "--max-minutes", str(job.minutes)]
     train_s = time.time() - start
     if job.train and not train and (run_dir / "metrics.jsonl").is_file():  # --no-train: the wall its training logged
-        logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        train_s = max((r["time"] for r in logged if "time" in r), default=train_s)
+        train_s = max((r["time"] for r in metric_rows(run_dir) if "time" in r), default=train_s)
     outputs = []
     for cmd in job.after:
         t = time.time()
@@ -111,8 +114,7 @@ def execute(job: Job, work: Path, train: bool = True) -> dict:
 
 
 def _steps_per_s(run_dir: Path) -> float | None:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s")]
+    rates = [r["steps_per_s"] for r in metric_rows(run_dir) if r.get("steps_per_s")]
     return round(sorted(rates)[len(rates) // 2], 3) if rates else None
 
 
