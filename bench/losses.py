@@ -3,7 +3,9 @@
 python bench/losses.py [--quick] [--auction] [--only chamfer,emd,sinkhorn]
   -> tables on stdout, JSON in bench/results/losses.json.
 
-Chamfer's peers: scipy's cKDTree, and torch.cdist when torch is installed (`pip install -e .[bench]`).
+Chamfer's peers: scipy's cKDTree, and, when the bench extra is installed (`pip install -e .[bench]`),
+point-cloud-utils' nanoflann KD-tree and torch.cdist. The exact EMD's peers: scipy's Hungarian solver
+in a loop and, with the bench extra, POT's network simplex (`ot.emd2`) in a loop.
 
 Sinkhorn is scored against the exact EMD (scipy's Hungarian solver) on real ModelNet10 chairs
 (../shared/data): 512 of each shape's 1,024 points, scaled into the unit sphere, in two regimes:
@@ -70,6 +72,17 @@ def kdtree_chamfer(x, y) -> float:
     return total
 
 
+def pcu_chamfer(x, y) -> float:
+    """The peer: point-cloud-utils' KD-tree nearest neighbours, squared, both ways, on all cores."""
+    import point_cloud_utils as pcu
+
+    total = 0.0
+    for a, b in zip(np.asarray(x), np.asarray(y)):
+        total += (np.mean(pcu.k_nearest_neighbors(a, b, 1, squared_distances=True)[0])
+                  + np.mean(pcu.k_nearest_neighbors(b, a, 1, squared_distances=True)[0]))
+    return total
+
+
 def torch_chamfer(backward: bool):
     """The peer the PyTorch set-learning repositories use: torch.cdist, squared, and its mins both
     ways, on all cores (with backward: and the gradient with respect to x)."""
@@ -92,13 +105,18 @@ def bench_chamfer(sizes) -> list[dict]:
     fns = {"ours_forward_s": jax.jit(lambda a, b: losses.chamfer(a, b, reduction="sum")),
            "ours_s": jax.jit(jax.value_and_grad(lambda a, b: losses.chamfer(a, b, reduction="sum"))),
            "kdtree_forward_s": kdtree_chamfer}
-    if importlib.util.find_spec("torch"):  # a bench-only peer (pip install torch); its matrix is B*N*M too
+    if importlib.util.find_spec("point_cloud_utils"):  # bench-only peers (pip install -e .[bench])
+        fns["pcu_forward_s"] = pcu_chamfer
+    if importlib.util.find_spec("torch"):  # its matrix is B*N*M too
         fns |= {"torch_forward_s": torch_chamfer(False), "torch_s": torch_chamfer(True)}
     materialised = {"materialised_s": jax.jit(jax.value_and_grad(materialised_chamfer))}
     for n in sizes:
         x, y = (jnp.asarray(rng.normal(size=(32, n, 3)).astype(np.float32)) for _ in range(2))
         row = {"B": 32, "N": n, **alternating_medians(
             {k: f for k, f in fns.items() if n <= 2048 or not k.startswith("torch")}, x, y)}  # 8192: 8 GiB
+        ours = float(fns["ours_forward_s"](x, y))
+        row["peer_max_rel_diff"] = max(abs(float(f(x, y)) - ours) / ours for k, f in fns.items()
+                                       if k in ("kdtree_forward_s", "pcu_forward_s"))
         # Timed apart: a call just after the materialised one ran ~30 ms slower, whichever it was.
         row.update(alternating_medians(materialised, x, y) if n <= 2048 else {"materialised_s": None})  # 8192: 8 GiB
         print(f"chamfer {row}", file=sys.stderr, flush=True)
@@ -112,6 +130,13 @@ def bench_emd(n: int, pairs: int, solvers=("scipy", "optax", "auction")) -> dict
     start = time.perf_counter()
     loop = [cdist(y[k], x[k])[linear_sum_assignment(cdist(y[k], x[k]))].mean() for k in range(pairs)]
     row = {"B": pairs, "N": n, "scipy_loop_s": time.perf_counter() - start}
+    if importlib.util.find_spec("ot"):  # POT, a bench-only peer: the network simplex, uniform weights
+        import ot
+
+        start = time.perf_counter()
+        pot = [ot.emd2([], [], cdist(y[k], x[k]).astype(np.float64)) for k in range(pairs)]
+        row["pot_loop_s"] = time.perf_counter() - start
+        row["pot_max_rel_err"] = float(np.max(np.abs(np.array(pot) - loop) / np.array(loop)))
     for solver in solvers:
         fn = jax.jit(lambda a, b, s=solver: losses.hungarian(a, b, metric="euclidean", solver=s))
         row[f"{solver}_s"] = median_time(fn, x, y, repeats=1)
@@ -181,17 +206,31 @@ def print_chamfer(rows: list[dict]) -> None:
         ratio = f"{base / r['ours_s']:.1f}x" if base else "n/a (matrix too big)"
         print(f"| {r['N']} | {r['ours_forward_s']:.4f} | {r['kdtree_forward_s']:.4f} | {r['ours_s']:.4f} | "
               f"{base if base is None else round(base, 3)} | {r['kdtree_forward_s'] / r['ours_forward_s']:.1f}x | {ratio} |")
-    if any("torch_s" in r for r in rows):
-        print("\n| N | torch.cdist forward (s) | torch.cdist forward+backward (s) | ours vs torch, forward | "
-              "forward+backward |\n| --- | --- | --- | --- | --- |")
-        for r in (r for r in rows if "torch_s" in r):
-            print(f"| {r['N']} | {r['torch_forward_s']:.4f} | {r['torch_s']:.4f} | "
-                  f"{r['torch_forward_s'] / r['ours_forward_s']:.1f}x | {r['torch_s'] / r['ours_s']:.1f}x |")
+    markdown_table([r for r in rows if "pcu_forward_s" in r],
+                   ["N", "point-cloud-utils forward (s)", "ours vs point-cloud-utils",
+                    "largest difference of a peer's value from ours"],
+                   lambda r: [r["N"], f"{r['pcu_forward_s']:.4f}", f"{r['pcu_forward_s'] / r['ours_forward_s']:.1f}x",
+                              f"{r['peer_max_rel_diff']:.1e}"])
+    markdown_table([r for r in rows if "torch_s" in r],
+                   ["N", "torch.cdist forward (s)", "torch.cdist forward+backward (s)", "ours vs torch, forward",
+                    "forward+backward"],
+                   lambda r: [r["N"], f"{r['torch_forward_s']:.4f}", f"{r['torch_s']:.4f}",
+                              f"{r['torch_forward_s'] / r['ours_forward_s']:.1f}x", f"{r['torch_s'] / r['ours_s']:.1f}x"])
+
+
+def markdown_table(rows: list[dict], header: list[str], cells) -> None:
+    """A blank line and a markdown table of `rows` (nothing when there are none); cells(row) -> its values."""
+    if rows:
+        print("\n| " + " | ".join(header) + " |\n" + "| --- " * len(header) + "|")
+        for r in rows:
+            print("| " + " | ".join(str(c) for c in cells(r)) + " |")
 
 
 def print_emd(rows: list[dict]) -> None:
     for row in rows:
         print(f"\nExact EMD, {row['B']} pairs at N={row['N']}: scipy loop {row['scipy_loop_s']:.2f} s")
+        if "pot_loop_s" in row:
+            print(f"  POT ot.emd2 loop: {row['pot_loop_s']:.2f} s, max relative error {row['pot_max_rel_err']:.1e}")
         for solver in ("scipy", "optax", "auction"):
             if f"{solver}_s" in row:
                 print(f"  {solver}: {row[f'{solver}_s']:.2f} s, max relative error {row[f'{solver}_max_rel_err']:.1e}")

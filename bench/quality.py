@@ -291,24 +291,27 @@ ATTENDING = ("tspn", "queries", "slot")  # decoders that attend to the encoder's
 KEEPING = ("complete", "upsample")  # tasks whose input is part of the target: also trained with keep_input
 
 
-def task_jobs(work: Path, steps: int, models: list[str]) -> list[Job]:
+def task_jobs(work: Path, steps: int, models: list[str], minutes: float | None = None,
+              loss: str | None = None) -> list[Job]:
     """Each set-to-set task on all of ModelNet10 (1,024 points, sphere-normalised), per decoder and seed count."""
     allcls = prepare(work, "modelnet10.h5", [str(MODELNET), "--normalize", "sphere", "--val-fraction", "0.05"])
+    options, suffix = budget(steps, minutes, loss)
     jobs = []
     for task in TASKS:
         for model in models:
             for seeds, keep in itertools.product(TASK_SEEDS if model in ATTENDING else (None,),
                                                  (False, True) if task in KEEPING else (False,)):
-                name = f"modelnet10_{task}_{model}" + (f"_k{seeds}" if seeds else "") + ("_keep" if keep else "")
+                name = (f"modelnet10_{task}_{model}" + (f"_k{seeds}" if seeds else "") + ("_keep" if keep else "")
+                        + suffix)
                 jobs.append(Job(
                     name,
-                    [PS, "train", str(allcls), "--task", task, "--model", model, "--steps", str(steps),
-                     "--batch-size", "32", "--eval-every", str(max(steps // 4, 1)), "--seed", "0",
+                    [PS, "train", str(allcls), "--task", task, "--model", model, *options,
+                     "--batch-size", "32", "--seed", "0",
                      *(["--set", f"model.encoder_options.seeds={seeds}"] if seeds else []),
                      *(["--set", "model.task_options.keep_input=true"] if keep else [])],
                     [eval_cmd(work, name, "--split", "test"),
                      render_cmd(work, name, "--from", str(allcls), "--split", "test", n=6)],
-                    steps * 2.0,
+                    minutes or steps * 2.0, minutes=minutes,
                 ))
     return jobs
 
@@ -347,7 +350,7 @@ SUITES = {  # suite -> (jobs builder, default steps, default models)
     "modelnet": (lambda work, steps, models, ae, minutes, loss: modelnet_jobs(work, steps, models, minutes, loss),
                  2000, "mlp"),
     "likelihood": (lambda work, steps, models, ae, minutes, loss: likelihood_jobs(work, steps, ae), 6000, ""),
-    "tasks": (lambda work, steps, models, ae, minutes, loss: task_jobs(work, steps, models), 1000, "tspn"),
+    "tasks": (lambda work, steps, models, ae, minutes, loss: task_jobs(work, steps, models, minutes, loss), 1000, "tspn"),
     "conditional": (lambda work, steps, models, ae, minutes, loss: conditional_jobs(work, steps, models), 600, "tspn"),
 }
 
@@ -357,8 +360,8 @@ def main() -> None:
     parser.add_argument("suites", nargs="+", choices=list(SUITES), help="suites to run (their jobs share one queue)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per model (default: per suite)")
     parser.add_argument("--minutes", type=float, default=None,
-                        help="mnist, modelnet: a wall-clock training budget per model instead of --steps")
-    parser.add_argument("--loss", default=None, help="mnist, modelnet: train with this set loss (default: chamfer)")
+                        help="mnist, modelnet, tasks: a wall-clock training budget per model instead of --steps")
+    parser.add_argument("--loss", default=None, help="mnist, modelnet, tasks: train with this set loss (default: chamfer)")
     parser.add_argument("--models", default=None, help="comma-separated decoders (mnist, modelnet, tasks, conditional)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     parser.add_argument("--ae-run", default=None, help="likelihood: also score this MNIST autoencoder run's samples")

@@ -111,12 +111,17 @@ def fixed_batches(
     The last batch is padded by repeating its first sets; yields (batch, number of real rows of the
     whole batch). With `part` = (i, P), only part i's B / P rows of each batch are read.
     """
+    for chunk, n_real in fixed_batch_indices(indices, batch_size, part):
+        points, mask, labels = dataset.read(chunk)
+        yield Batch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32)), n_real
+
+
+def fixed_batch_indices(
+    indices: np.ndarray, batch_size: int, part: tuple[int, int] = (0, 1)
+) -> Iterator[tuple[np.ndarray, int]]:
+    """The dataset indices of fixed_batches' rows, batch by batch: (this part's indices, real rows of the whole batch)."""
     indices = np.asarray(indices, dtype=np.int64)
     rows = _part_rows(batch_size, part)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
-        n_real = len(chunk)
-        if n_real < batch_size:
-            chunk = np.resize(chunk, batch_size)
-        points, mask, labels = dataset.read(chunk[rows])
-        yield Batch(points.astype(np.float32), mask.astype(bool), labels.astype(np.int32)), n_real
+        yield np.resize(chunk, batch_size)[rows], len(chunk)

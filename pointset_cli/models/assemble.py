@@ -228,13 +228,17 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                 out = out._replace(points=out.points + z[:, None, k : k + d])
             return out
 
-        def loss(batch: Batch):
+        def decoded(batch: Batch, input_keys=None):
+            """What the loss compares: (Decoded, target points [B, N, D], mask [B, N], kept input or None).
+            Every parameter is made here (the objective has none), so init stops at this point."""
             kept = None
             if make_inputs is None:
                 points, _ = frame(batch)  # the decoder learns the set in its own frame
                 z = shape_code(batch, points)  # [B, K]
             else:  # the whole set, in the frame of the input made from it
-                inputs = make_inputs(jax.random.split(hk.next_rng_key(), batch.mask.shape[0]), batch)
+                if input_keys is None:  # training: fresh inputs every step
+                    input_keys = jax.random.split(hk.next_rng_key(), batch.mask.shape[0])
+                inputs = make_inputs(input_keys, batch)
                 seen, mean = frame(inputs)
                 z = shape_code(inputs, seen)  # [B, K]
                 points = batch.points if mean is None else batch.points - mean[:, None]
@@ -247,7 +251,15 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                 raise TypeError(f"decoder '{cfg.name}' returned {type(out).__name__}, not models.decoder.Decoded")
             if isinstance(decoder, TargetLoss) and not shares:  # shared: z is g(target) itself, L_repr is 0
                 out = out._replace(aux_loss=decoder.target_loss(z, points, batch.mask))
-            return objective(out, points, batch.mask, cfg, model.cardinality, decoder.ordered, kept)
+            return out, points, batch.mask, kept
+
+        def loss(batch: Batch, input_keys=None):
+            out, points, mask, kept = decoded(batch, input_keys)
+            return objective(out, points, mask, cfg, model.cardinality, decoder.ordered, kept)
+
+        def parameters(batch: Batch):
+            """init's function: the parameters without tracing the objective (its distance kernels)."""
+            decoded(batch)
 
         def decode_adding(z, n_kept):
             """keep_input: the points to add to inputs of n_kept [B] points. A fixed-size decoder makes
@@ -259,7 +271,7 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
                 return decode(z, jnp.maximum(whole - n_kept, 0))
             return decode(z, None)
 
-        return loss, (encode, decode, loss, decode_adding)
+        return parameters, (encode, decode, loss, decode_adding)
 
     transformed = hk.multi_transform(forward)
     encode_apply, decode_apply, loss_apply, adding_apply = transformed.apply
@@ -282,7 +294,8 @@ def assemble(cfg: ModelConfig, data: DataSpec) -> SetModel:
         return points, mask
 
     return SetModel(
-        config=cfg, data=data, init=init, loss=lambda params, rng, batch: loss_apply(params, rng, batch),
+        config=cfg, data=data, init=init,
+        loss=lambda params, rng, batch, input_keys=None: loss_apply(params, rng, batch, input_keys),
         encode=encode, decode=decode, reconstruct=reconstruct, cardinality=model.cardinality,
         latent_width=k + centred * d + latent_sizes, inputs=make_inputs,
     )

@@ -27,6 +27,9 @@ from pointset_cli.config import SET_TO_SET_TASKS
 from pointset_cli.errors import UsageError
 
 VIEWS = ("visible", "cut")
+# Evaluation inputs: the set with dataset index i gets the key fold_in(PRNGKey(INPUT_SEED), i), in
+# every run and for every seed, so validation, `eval` and `sample --from` score the same inputs.
+INPUT_SEED = 20261202
 
 # One stream per kind of draw, folded into a set's key, so that changing one option (input_points,
 # say) never changes another draw (the view) made from the same key.
@@ -216,6 +219,12 @@ def _upsample(key: jax.Array, points: jax.Array, mask: jax.Array, ratio: int, sl
     order = jnp.argsort(jnp.where(mask, _row_uniform(key, _SUBSET, mask.shape[0]), _UNCHOSEN))[:slots]
     real = jnp.arange(slots) < count
     return jnp.where(real[:, None], points[order], 0.0), real
+
+
+def index_keys(index: jax.Array) -> jax.Array:
+    """The evaluation input keys [M] (raw key data [M, 2] uint32) of the sets with dataset indices `index` [M]."""
+    base = jax.random.PRNGKey(INPUT_SEED)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(index).astype(jnp.uint32))
 
 
 def make_inputs(task: str, options, keys: jax.Array, points: jax.Array, mask: jax.Array

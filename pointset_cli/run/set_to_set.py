@@ -2,9 +2,9 @@
 beside two baselines that learn nothing, and `sample --from`: what any run that encodes sets
 makes of sets from files or a dataset.
 
-The input of the dataset set with index i is made with the key fold_in(PRNGKey(INPUT_SEED), i),
-whatever the run or its seed: every run is scored on the same partial views, noisy copies or
-subsets. Shapes: M sets, N padded points, N_in padded input points, S output slots, D dimension.
+The input of the dataset set with index i is made with models.degrade.index_keys (a key folded
+from INPUT_SEED and i), whatever the run or its seed: every run is scored, and validated while it
+trains, on the same partial views, noisy copies or subsets. Shapes: M sets, N padded points, N_in padded input points, S output slots, D dimension.
 
 Scores, against each whole set (the target), in the dataset's normalised units: CD, EMD and the
 F-score at tau times the target's bounding-box diagonal (precision, recall), for three rows:
@@ -25,12 +25,12 @@ import numpy as np
 
 from pointset_cli.data.batching import Batch
 from pointset_cli.errors import UsageError
+from pointset_cli.models.degrade import INPUT_SEED, index_keys
 from pointset_cli.run.generate import (SetCollection, chunk_bounds, heading, model_outputs, pad_rows, reconstructed,
                                        set_caption, set_stem)
 from pointset_cli.run.load import training_data
 
 Progress = Callable[[int, int], None]  # (done, total)
-INPUT_SEED = 20261202
 NEAREST_SETS = 1000  # candidates of the nearest-training-shape baseline: a seeded subset of the training split
 ROWS = ("model", "input", "nearest")
 ROW_TITLES = {"model": "model", "input": "input itself", "nearest": "nearest training shape"}
@@ -52,8 +52,7 @@ def make_inputs(run: Any, points: np.ndarray, mask: np.ndarray, index: np.ndarra
     import jax
 
     check_task(run)
-    base = jax.random.PRNGKey(INPUT_SEED)
-    keys_of = jax.jit(jax.vmap(lambda i: jax.random.fold_in(base, i)))
+    keys_of = jax.jit(index_keys)
     make = jax.jit(run.model.inputs)
     out = []
     for start, stop in chunk_bounds(len(points), chunk):

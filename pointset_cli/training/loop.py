@@ -29,7 +29,7 @@ from pointset_cli import config as config_mod
 from pointset_cli.run import events, folder
 from pointset_cli.run.record import data_info, data_spec
 from pointset_cli.config import RunConfig
-from pointset_cli.data.batching import BatchStream, fixed_batches
+from pointset_cli.data.batching import BatchStream, fixed_batch_indices, fixed_batches
 from pointset_cli.errors import PointsetError, UsageError
 
 DEFAULT_EPOCHS = 10
@@ -147,6 +147,8 @@ class _Session:
     """One training session over an open dataset: model, optimiser, steps, checkpoints and logs."""
 
     def __init__(self, cfg: RunConfig, paths: folder.RunPaths, ds: Any, reporter: Reporter, dp: Any):
+        import jax
+
         from pointset_cli.models import build_model
         from pointset_cli.run.checkpoints import Checkpoints
         from pointset_cli.training.optim import make_optimizer, make_schedule
@@ -169,7 +171,7 @@ class _Session:
         self.model = build_model(cfg.model, data_spec(self.info))
         self.cfg = dataclasses.replace(cfg, model=self.model.config)  # what config.yaml records: the resolved model
         optimizer = make_optimizer(cfg.optim, self.total)
-        self.schedule = make_schedule(cfg.optim, self.total)
+        self.schedule = jax.jit(make_schedule(cfg.optim, self.total))  # one small program, not one per op
         self.optimizer = optimizer
         self.dp = dp
         self.train_step = make_train_step(self.model, optimizer, dp)
@@ -306,8 +308,11 @@ class _Session:
         key = jax.random.PRNGKey(self.cfg.train.seed + 1)
         totals: dict[str, float] = {}
         count = 0
-        for batch, n_real in fixed_batches(self.ds, self.val_idx, self.stream.batch_size, self.dp.part):
-            metrics = self.dp.to_host(self.eval_step(state.params, self.dp.shard_batch(batch), key))
+        batches = fixed_batches(self.ds, self.val_idx, self.stream.batch_size, self.dp.part)
+        indices = fixed_batch_indices(self.val_idx, self.stream.batch_size, self.dp.part)
+        for (batch, n_real), (index, _) in zip(batches, indices):
+            indexed = self.dp.shard_batch((batch, index.astype(np.int32)))
+            metrics = self.dp.to_host(self.eval_step(state.params, indexed, key))
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * n_real
             count += n_real

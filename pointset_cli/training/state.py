@@ -18,8 +18,12 @@ class TrainState(NamedTuple):
 
 def init_state(model: Any, optimizer: optax.GradientTransformation, seed: int, batch: Any) -> TrainState:
     """Fresh parameters from `seed` (shapes taken from `batch`), optimiser state and step 0."""
-    init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
-    # Jitted: traced once and compiled as one program (eagerly, init ran every op of the loss
-    # through its own small compilation: seconds before the first step).
-    params = jax.jit(model.init)(init_key, batch)
-    return TrainState(params, optimizer.init(params), train_key, jnp.zeros((), jnp.int32))
+
+    def fresh(seed: jax.Array, batch: Any) -> TrainState:
+        init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
+        params = model.init(init_key, batch)
+        return TrainState(params, optimizer.init(params), train_key, jnp.zeros((), jnp.int32))
+
+    # One jitted program, which the persistent compilation cache keeps: run eagerly, every op of
+    # the model and each optimiser state's zeros was a small compilation of its own, on every start.
+    return jax.jit(fresh)(jnp.asarray(seed, jnp.int32), batch)

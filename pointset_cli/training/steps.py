@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import optax
 
+from pointset_cli.models.degrade import index_keys
 from pointset_cli.training.state import TrainState
 
 
@@ -40,10 +41,16 @@ def make_train_step(
 
 
 def make_eval_step(model: Any, dp: Any = None) -> Callable[[Any, Any, jax.Array], dict]:
-    """`(params, batch, key) -> metrics` of `model.loss` without gradients (batch split as in training)."""
+    """`(params, (batch, index), key) -> metrics` of `model.loss` without gradients (batch split as in
+    training). index [B]: the sets' dataset indices; a set-to-set task's inputs are made from them
+    as `eval` makes them (models.degrade.index_keys), whatever the batch around a set."""
 
-    def eval_step(params: Any, batch: Any, key: jax.Array) -> dict:
-        loss, aux = model.loss(params, key, batch)
+    def eval_step(params: Any, indexed: Any, key: jax.Array) -> dict:
+        batch, index = indexed
+        if model.inputs is None:
+            loss, aux = model.loss(params, key, batch)
+        else:
+            loss, aux = model.loss(params, key, batch, input_keys=index_keys(index))
         return {"loss": loss, **aux}
 
     return _jit(eval_step, dp, n_after_batch=1)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from pointset_cli import metrics
+from pointset_cli.data.batching import Batch
 from pointset_cli.models import DataSpec, build_model
+from pointset_cli.training.steps import make_eval_step
 
 # Keeping the partial view and adding the missing points: 0.55x of the view's Chamfer when written.
 KEPT_OF_INPUT = 0.7
@@ -46,6 +48,22 @@ def _as_set(points, mask) -> np.ndarray:
     """A set's real rows [n, D] in lexicographic order (for comparing sets, not sequences)."""
     real = np.asarray(points)[np.asarray(mask)]
     return real[np.lexsort(real.T[::-1])]
+
+
+def test_validation_inputs_follow_the_set_not_its_place_in_the_batch(mnist_batch, tiny_config):
+    """Validation (training.steps) scores each set on the input `eval` makes from its dataset index."""
+    model = build_model(tiny_config("mlp", task="complete"), DataSpec(2, mnist_batch.points.shape[1], 10))
+    params = model.init(jax.random.PRNGKey(0), mnist_batch)
+    step = make_eval_step(model)
+    key = jax.random.PRNGKey(1)
+    index = np.arange(100, 100 + len(mnist_batch.mask), dtype=np.int32)
+    perm = np.random.default_rng(0).permutation(len(index))
+    shuffled = Batch(*(np.asarray(f)[perm] for f in mnist_batch))
+
+    loss = float(step(params, (mnist_batch, index), key)["loss"])
+    assert np.isclose(float(step(params, (shuffled, index[perm]), key)["loss"]), loss, rtol=1e-5)
+    # The same sets at other indices get other partial views, so another loss.
+    assert not np.isclose(float(step(params, (mnist_batch, index + 1), key)["loss"]), loss, rtol=1e-3)
 
 
 @pytest.mark.parametrize(("task", "name"), [("complete", "tspn"), ("upsample", "mlp"), ("complete", "slot")])
