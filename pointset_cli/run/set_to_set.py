@@ -4,7 +4,8 @@ makes of sets from files or a dataset.
 
 The input of the dataset set with index i is made with models.degrade.index_keys (a key folded
 from INPUT_SEED and i), whatever the run or its seed: every run is scored, and validated while it
-trains, on the same partial views, noisy copies or subsets. Shapes: M sets, N padded points, N_in padded input points, S output slots, D dimension.
+trains, on the same partial views, noisy copies or subsets. Shapes: M sets, N padded points, N_in
+padded input points, S output slots, D dimension.
 
 Scores, against each whole set (the target), in the dataset's normalised units: CD, EMD and the
 F-score at tau times the target's bounding-box diagonal (precision, recall), for three rows:
