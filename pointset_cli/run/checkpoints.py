@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from typing import Any
 from pointset_cli.errors import InputError, PointsetError, UsageError
 
 _TMP_MARK = ".orbax-checkpoint-tmp"
+# After a failed save, close() removes half-written folders until none has appeared for QUIET_S
+# seconds, waiting QUIET_LIMIT_S at most.
+QUIET_S = 0.5
+QUIET_LIMIT_S = 5.0
 
 
 def _quiet_absl() -> None:
@@ -55,13 +60,17 @@ def _manager(directory: Path, max_to_keep: int, best: bool, read_only: bool = Fa
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
-def _drop_half_written(directory: Path, warn: Callable[[str], None]) -> None:
+def _drop_half_written(directory: Path, warn: Callable[[str], None]) -> bool:
+    """Remove the half-written save folders in `directory`; whether there was one."""
     if not directory.is_dir():
-        return
+        return False
+    found = False
     for child in sorted(directory.iterdir()):
         if _TMP_MARK in child.name:
             warn(f"warning: {child}: half-written checkpoint (interrupted save) ignored and removed")
             shutil.rmtree(child, ignore_errors=True)
+            found = True
+    return found
 
 
 def _corrupt_metrics(directory: Path) -> list[Path]:
@@ -89,12 +98,13 @@ class Checkpoints:
                 shutil.rmtree(step, ignore_errors=True)
         self.latest = _manager(self.root / "latest", max_to_keep, best=False)
         self.best = _manager(self.root / "best", 1, best=True)
+        self.failed = False  # a save failed: close() then waits for its folder to stay gone
 
     def save_latest(self, step: int, state: Any) -> None:
         import orbax.checkpoint as ocp
 
         if step not in self.latest.all_steps():
-            with _write_errors(self.root / "latest" / str(step), self.latest):
+            with self._reporting(self.root / "latest" / str(step), self.latest):
                 self.latest.save(step, args=ocp.args.StandardSave(state))
                 self.latest.wait_until_finished()
 
@@ -106,7 +116,7 @@ class Checkpoints:
 
         if step not in self.best.all_steps():
             kept = {"params": state.params, "step": state.step}
-            with _write_errors(self.root / "best" / str(step), self.best):
+            with self._reporting(self.root / "best" / str(step), self.best):
                 self.best.save(step, args=ocp.args.StandardSave(kept), metrics={"val_loss": float(val_loss)})
                 self.best.wait_until_finished()
 
@@ -115,7 +125,7 @@ class Checkpoints:
         return _restore_newest(self.latest, self.root / "latest", template, self.warn)
 
     def wait(self) -> None:
-        with _write_errors(self.root, self.latest, self.best):
+        with self._reporting(self.root, self.latest, self.best):
             self.latest.wait_until_finished()
             self.best.wait_until_finished()
 
@@ -128,8 +138,27 @@ class Checkpoints:
                     manager.close()
             # Once the managers' writer threads are gone, nothing can write into a failed save's folder
             # again: one the error path removed while a writer was still busy is removed for good here.
-            for sub in ("latest", "best"):
-                _drop_half_written(self.root / sub, lambda _: None)
+            # After a failure, CI still saw Orbax recreate the folder after the managers closed: keep
+            # removing it until none has appeared for QUIET_S.
+            deadline = time.monotonic() + (QUIET_LIMIT_S if self.failed else 0.0)
+            quiet_since = time.monotonic()
+            while True:
+                for sub in ("latest", "best"):
+                    if _drop_half_written(self.root / sub, lambda _: None):
+                        quiet_since = time.monotonic()
+                if time.monotonic() >= deadline or time.monotonic() - quiet_since >= QUIET_S:
+                    break
+                time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def _reporting(self, path: Path, *managers: Any) -> Iterator[None]:
+        """_write_errors, remembering that a save failed."""
+        try:
+            with _write_errors(path, *managers):
+                yield
+        except PointsetError:
+            self.failed = True
+            raise
 
 
 @contextlib.contextmanager
