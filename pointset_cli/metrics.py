@@ -319,7 +319,7 @@ def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
                    progress: Progress | None) -> tuple[dict, Any]:
     """The EMD matrices {("emd", "sr" | "ss" | "rr"): ...} that mmd, coverage and one_nna need,
     without solving every pair (distances.nearest_sets): their minima and argmins are those of the
-    all-pairs matrices wherever these metrics look. Pairs are ruled out by the projection bound,
+    all-pairs matrices wherever these metrics look (for 1-NNA: the collection of each row's argmin). Pairs are ruled out by the projection bound,
     then the reduction dual, then a coarse auction's bracket; the rest are solved exactly, each as
     the all-pairs matrices solve it (same orientation, same solver tolerance).
     """
@@ -332,11 +332,11 @@ def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
     in_s = np.arange(n_s + n_r) < n_s
     queries = []
     if "cov_emd" in metrics:  # each sample's nearest reference
-        queries += [(i, ~in_s, False) for i in range(n_s)]
+        queries += [(i, ~in_s, "nearest") for i in range(n_s)]
     if "mmd_emd" in metrics:  # each reference's nearest sample, and that distance
-        queries += [(n_s + j, in_s, True) for j in range(n_r)]
-    if "nna_emd" in metrics:  # each set's nearest other set of either collection
-        queries += [(k, np.ones(n_s + n_r, bool), False) for k in range(n_s + n_r)]
+        queries += [(n_s + j, in_s, "distance") for j in range(n_r)]
+    if "nna_emd" in metrics:  # whether each set's nearest other set is a sample or a reference
+        queries += [(k, np.ones(n_s + n_r, bool), "group") for k in range(n_s + n_r)]
 
     def solve(i: np.ndarray, j: np.ndarray) -> np.ndarray:  # i < j in the joint order [s..., r...]
         values = np.empty(len(i))
@@ -357,7 +357,7 @@ def _emd_by_bounds(s, s_mask, r, r_mask, metrics: Sequence[str], solver: str,
 
     tiers = [lower_tier(lambda i, j: emd_bounds.dual_bounds(real, i, j)), coarse, exact_tier(solve)]
     dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, tiers, progress,
-                                     atol=1e-6 * diagonal)
+                                     atol=1e-6 * diagonal, groups=(~in_s).astype(np.int64))
     return {("emd", "ss"): dist[:n_s, :n_s], ("emd", "sr"): dist[:n_s, n_s:], ("emd", "rr"): dist[n_s:, n_s:]}, counts
 
 

@@ -20,8 +20,6 @@ import re
 import jax
 import jax.numpy as jnp
 
-from pointset_cli.distances import nearest_kernel as kernels
-
 from pointset_cli.distances.costs import pairwise_cost
 
 
@@ -41,13 +39,21 @@ def nearest_index(
     x = jax.lax.stop_gradient(x)
     mask = jnp.ones(y.shape[:2], bool) if y_mask is None else y_mask.astype(bool)
     if use_kernel is None:
-        use_kernel = jax.default_backend() == "cpu" and kernels.available() and xla_has_two_threads()
+        use_kernel = jax.default_backend() == "cpu" and xla_has_two_threads() and _kernels().available()
     if use_kernel:
+        kernels = _kernels()
         out_type = jax.ShapeDtypeStruct(x.shape[:-1], jnp.int32)
         code = jnp.array([kernels.METRICS.index(search_metric)], jnp.int32)
         call = jax.ffi.ffi_call(kernels.target(), out_type, vmap_method="broadcast_all")
         return call(x.astype(jnp.float32), y.astype(jnp.float32), mask, code)
     return _tiled_search(x, y, mask, search_metric, chunk)
+
+
+def _kernels():
+    """pointset_cli.distances.nearest_kernel, imported at trace time: numba (about 0.15 s) loads only
+    in processes that search, not in every one that imports the losses."""
+    from pointset_cli.distances import nearest_kernel
+    return nearest_kernel
 
 
 @functools.cache

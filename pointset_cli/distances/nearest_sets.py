@@ -1,12 +1,14 @@
 """Exact nearest neighbours among sets without the distance of every pair, by bounds.
 
-A query wants which of its candidates is nearest (ties: the lowest index), and for some queries
-also that distance. Each pair carries an interval [lo, hi] holding its distance: at first only a
+A query wants which of its candidates is nearest (ties: the lowest index), for some queries also
+that distance, and for others only the group the nearest belongs to (1-NNA asks whether a set's
+nearest is a sample or a reference). Each pair carries an interval [lo, hi] holding its distance: at first only a
 cheap lower bound (`lower`), then, pair by pair as a query needs it, the next of `tiers`, each
 tighter and dearer; the last tier solves the pair exactly (lo = hi). A query is answered when a
 single candidate can still be nearest (every other one's lo exceeds its hi), or when every
 candidate that can be is solved exactly (a tie, which np.argmin breaks by index); a query that
-wants the distance also needs its nearest solved.
+wants the distance also needs its nearest solved, and one that wants the group is answered as
+soon as every candidate that can still be nearest is in one group.
 
 The result is a matrix holding each pair's hi (its exact distance where solved, +inf where no
 tier gave an upper bound): its row minima and np.argmin, ties included, are those of the
@@ -24,6 +26,7 @@ import numpy as np
 
 # (rows [K], cols [K]) -> (lo [K], hi [K]): bounds of each pair's distance (hi may be +inf)
 Tier = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+WANTS = ("nearest", "distance", "group")  # what a query asks for (see the module)
 # A distance may be stored rounded (float32) a little below the bound proved for it: intervals are
 # compared with this relative margin (and an absolute one given by the caller).
 RTOL = 1e-5
@@ -37,17 +40,19 @@ class SearchCounts:
 
 def nearest_by_bounds(
     lower: np.ndarray,
-    queries: Sequence[tuple[int, np.ndarray, bool]],
+    queries: Sequence[tuple[int, np.ndarray, str]],
     tiers: Sequence[Tier],
     on_round: Callable[[int, int], None] | None = None,
     atol: float = 0.0,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SearchCounts]:
     """Distances [M, M] float32 (symmetric; see the module) that answer every query exactly.
 
-    lower [M, M]: symmetric lower bounds of the distances. queries: (q, candidates [M] bool,
-    wants the distance), q's nearest among the candidates (q itself excluded). tiers: see the
-    module; the last must be exact. on_round(pairs settled, pairs) after each round: a pair is
-    settled once no unanswered query may still need it tightened.
+    lower [M, M]: symmetric lower bounds of the distances. queries: (q, candidates [M] bool, one
+    of WANTS), q's nearest among the candidates (q itself excluded). tiers: see the module; the
+    last must be exact. on_round(pairs settled, pairs) after each round: a pair is settled once no
+    unanswered query may still need it tightened. groups [M] int: each set's group, which
+    "group" queries ask for (np.argmin of such a query's row then lies in the right group).
     """
     m = len(lower)
     lo = np.array(lower, np.float64)
@@ -56,7 +61,11 @@ def nearest_by_bounds(
     rows = np.array([q for q, _, _ in queries], np.int64)
     cands = np.stack([np.asarray(c, bool) for _, c, _ in queries]) if queries else np.zeros((0, m), bool)
     cands[np.arange(len(rows)), rows] = False
-    wants_value = np.array([w for _, _, w in queries], bool)
+    wants = np.array([WANTS.index(w) for _, _, w in queries], np.int64)
+    wants_value, wants_group = wants == WANTS.index("distance"), wants == WANTS.index("group")
+    if wants_group.any() and groups is None:
+        raise ValueError("queries that want the group need `groups`")
+    groups = np.zeros(m, np.int64) if groups is None else np.asarray(groups, np.int64)
     counts = SearchCounts(pairs=_distinct_pairs(rows, cands, m), per_tier=[0] * len(tiers))
     last = len(tiers)
     active = cands.any(1)
@@ -69,7 +78,10 @@ def nearest_by_bounds(
         contenders = c & (q_lo <= best[:, None] * (1 + RTOL) + atol)
         open_ = contenders & (q_grade < last)
         single = contenders.sum(1) == 1
-        answered = ~open_.any(1) | (single & ~wants_value[qs])
+        # Every candidate that can still be nearest in one group: np.argmin of the row is in it.
+        one_group = (np.where(contenders, groups, np.iinfo(np.int64).max).min(1)
+                     == np.where(contenders, groups, np.iinfo(np.int64).min).max(1))
+        answered = ~open_.any(1) | (single & ~wants_value[qs]) | (one_group & wants_group[qs])
         active[qs[answered]] = False
         ask = ~answered
         # Until a query has an upper bound, its nearest-looking contender (smallest lo) climbs the
@@ -78,7 +90,8 @@ def nearest_by_bounds(
         # pair is solved. A pair ruled out is never looked at again.
         span = 1.0 + float(np.max(q_lo[ask], initial=0.0, where=np.isfinite(q_lo[ask])))
         key = np.where(np.isfinite(best[ask])[:, None], q_grade[ask] * span + q_lo[ask], q_lo[ask])
-        pick = np.where(open_[ask], key, np.inf).argmin(1)
+        pick = np.where(_worth_tightening(open_[ask], c[ask], q_hi[ask], best[ask], groups, wants_group[qs[ask]]),
+                        key, np.inf).argmin(1)
         i, j = np.minimum(r[ask], pick), np.maximum(r[ask], pick)
         flat = np.unique(i * m + j)
         i, j = flat // m, flat % m
@@ -99,6 +112,19 @@ def nearest_by_bounds(
     if on_round is not None:
         on_round(counts.pairs, counts.pairs)
     return hi.astype(np.float32), counts
+
+
+def _worth_tightening(open_: np.ndarray, cands: np.ndarray, q_hi: np.ndarray, best: np.ndarray, groups: np.ndarray,
+                      wants_group: np.ndarray) -> np.ndarray:
+    """open_ [Q, M], narrowed for queries that want the group and have an upper bound: to the
+    leader (the candidate holding the best upper bound) and the contenders of other groups, whose
+    bounds decide the answer. A query with nothing left there keeps all its open contenders."""
+    leader = np.where(cands, q_hi, np.inf).argmin(1)  # [Q]
+    rival = groups[None, :] != groups[leader][:, None]
+    rival[np.arange(len(leader)), leader] = True
+    narrowed = open_ & rival
+    use = wants_group & np.isfinite(best) & narrowed.any(1)
+    return np.where(use[:, None], narrowed, open_)
 
 
 def exact_tier(solve: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Tier:

@@ -15,37 +15,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-
-from pointset_cli.distances import xla_ffi
-from pointset_cli.distances.xla_ffi import numba
-
-if xla_ffi.available():
-
-    @numba.njit(parallel=True, cache=True)
-    def order_into(keys, perm, rank):
-        """perm, rank [R, n] int32 <- the stable ascending order of each row of keys [R, n] and its inverse."""
-        for r in numba.prange(keys.shape[0]):
-            order = np.argsort(keys[r], kind="mergesort")
-            for i in range(order.shape[0]):
-                perm[r, i] = order[i]
-                rank[r, order[i]] = i
-
-    def _handler(address):  # the FFI handler: keys -> (perm, rank)
-        frame = xla_ffi.words(address, xla_ffi.FRAME_WORDS)
-        if xla_ffi.answers_metadata(frame) or not xla_ffi.executes(frame):
-            return 0
-        keys, rows, r, n = xla_ffi.rows_shape(frame, 0, False)
-        shape = (rows * r, n)
-        perm = xla_ffi.array(xla_ffi.buffer(frame, 0, True)[0], shape, np.int32)
-        rank = xla_ffi.array(xla_ffi.buffer(frame, 1, True)[0], shape, np.int32)
-        order_into(xla_ffi.array(keys, shape, np.float32), perm, rank)
-        return 0
-
-
-@functools.cache
-def _target() -> str:
-    return xla_ffi.register("pointset_sort_order", _handler)
 
 
 def sort_order(keys: jax.Array, axis: int = -1) -> tuple[jax.Array, jax.Array]:
@@ -54,14 +23,24 @@ def sort_order(keys: jax.Array, axis: int = -1) -> tuple[jax.Array, jax.Array]:
     take_along_axis(keys, perm, axis) is sorted; rank[i] is the sorted position of element i.
     """
     keys = jax.lax.stop_gradient(keys)
-    if jax.default_backend() == "cpu" and xla_ffi.available():
+    kernel = _cpu_kernel()
+    if kernel is not None:
         rows = jnp.moveaxis(keys, axis, -1)
         flat = rows.reshape(-1, rows.shape[-1]).astype(jnp.float32)  # [R, n]
         out = jax.ShapeDtypeStruct(flat.shape, jnp.int32)
-        perm, rank = jax.ffi.ffi_call(_target(), (out, out), vmap_method="broadcast_all")(flat)
+        perm, rank = jax.ffi.ffi_call(kernel.target(), (out, out), vmap_method="broadcast_all")(flat)
         return tuple(jnp.moveaxis(a.reshape(rows.shape), -1, axis) for a in (perm, rank))
     perm = jnp.argsort(keys, axis=axis, stable=True).astype(jnp.int32)
     return perm, jnp.argsort(perm, axis=axis).astype(jnp.int32)
+
+
+def _cpu_kernel():
+    """pointset_cli.models.sorting_kernel on the CPU backend with numba, else None (imported here,
+    at trace time, so that models which never sort do not load numba)."""
+    if jax.default_backend() != "cpu":
+        return None
+    from pointset_cli.models import sorting_kernel
+    return sorting_kernel if sorting_kernel.available() else None
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from pointset_cli.errors import InputError
 from pointset_cli.fsutil import atomic_path
@@ -47,10 +46,13 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
 
 def _component_log_prob(z: np.ndarray, means: np.ndarray, chol: np.ndarray) -> np.ndarray:
     """log N(z_i | mu_c, L_c L_c^T) for every row and component -> [n, C]."""
+    from scipy.linalg import solve_triangular  # here: fitting needs it, sampling does not (0.1 s to import)
+
     out = np.empty((len(z), len(means)))
     for c in range(len(means)):
-        # Solve L y = (z - mu)^T; the Mahalanobis term is |y|^2.
-        y = solve_triangular(chol[c], (z - means[c]).T, lower=True)
+        # Solve L y = (z - mu)^T; the Mahalanobis term is |y|^2. Inputs are finite (fit_gmm checks z;
+        # a Cholesky factor is), and scipy's check of them took half the fit's time.
+        y = solve_triangular(chol[c], (z - means[c]).T, lower=True, check_finite=False)
         logdet = 2.0 * np.log(np.diag(chol[c])).sum()
         out[:, c] = -0.5 * (z.shape[1] * _LOG_2PI + logdet + (y**2).sum(axis=0))
     return out
@@ -123,9 +125,15 @@ class LatentPrior:
 def fit_prior_by_class(z: np.ndarray, labels: np.ndarray, components: int, seed: int = 0) -> LatentPrior:
     """The overall l-GMM on z [n, K] and a CLASS_COMPONENTS-component one for each label [n] with
     at least two sets."""
+    from threadpoolctl import threadpool_limits
+
     found, counts = np.unique(labels, return_counts=True)
-    classes = {int(c): fit_gmm(z[labels == c], CLASS_COMPONENTS, seed=seed) for c, m in zip(found, counts) if m >= 2}
-    return LatentPrior(fit_gmm(z, components, seed=seed), classes)
+    # One BLAS thread: EM's small products ([n, K] by [K, K], ~1 ms each) took twice as long on
+    # two threads as on one (BENCHMARKS.md, start-up), and the fit no longer varies with the
+    # machine's thread count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        classes = {int(c): fit_gmm(z[labels == c], CLASS_COMPONENTS, seed=seed) for c, m in zip(found, counts) if m >= 2}
+        return LatentPrior(fit_gmm(z, components, seed=seed), classes)
 
 
 def save_prior(prior: LatentPrior, path: Path) -> None:

@@ -53,8 +53,8 @@ def test_the_search_answers_every_query_as_the_full_matrix_does_with_ties_and_so
         return full[i, j] * 0.97, full[i, j] * 1.03
 
     everyone = np.ones(m, bool)
-    queries = ([(q, everyone, False) for q in range(m)] + [(q, np.arange(m) >= 6, False) for q in range(6)]
-               + [(q, np.arange(m) < 6, True) for q in range(6, m)])
+    queries = ([(q, everyone, "nearest") for q in range(m)] + [(q, np.arange(m) >= 6, "nearest") for q in range(6)]
+               + [(q, np.arange(m) < 6, "distance") for q in range(6, m)])
     tiers = [lower_tier(lambda i, j: emd_bounds.dual_bounds(real, i, j)), bracket, exact_tier(solve)]
     dist, counts = nearest_by_bounds(emd_bounds.projection_bounds(real), queries, tiers, atol=1e-9)
     expected = full.astype(np.float64)
@@ -70,6 +70,39 @@ def test_the_search_answers_every_query_as_the_full_matrix_does_with_ties_and_so
     assert counts.pairs == m * (m - 1) // 2 and counts.per_tier[-1] == sum(solved) < counts.pairs
     exact = np.isclose(dist, full, rtol=0, atol=0)
     assert exact.sum() >= 2 * sum(solved)  # the solved pairs hold their exact values
+
+
+def test_queries_for_the_group_get_the_group_of_the_true_nearest_with_ties_across_groups():
+    rng = np.random.default_rng(2)
+    pts = [rng.normal(size=(40, 2)) * rng.uniform(0.5, 1.5) for _ in range(16)]
+    pts[9] = pts[2].copy()  # 2 (group 0) and 9 (group 1) tie at distance 0 for 5, a copy of both
+    pts[5] = pts[2].copy()
+    pts[12] = pts[3] + 1e-3  # a near tie across groups
+    real = np.stack(pts)
+    m = len(pts)
+    groups = (np.arange(m) >= 8).astype(np.int64)
+    full = np.array([[exact_emd(a, b) for b in pts] for a in pts], np.float32)
+    expected = full.astype(np.float64)
+    np.fill_diagonal(expected, np.inf)
+    solved = {}
+    for wants in ("nearest", "group"):
+        solved[wants] = []
+
+        def solve(i, j, log=solved[wants]):
+            log.extend(zip(i.tolist(), j.tolist()))
+            return full[i, j]
+
+        tiers = [lower_tier(lambda i, j: emd_bounds.dual_bounds(real, i, j)),
+                 lambda i, j: (full[i, j] * 0.97, full[i, j] * 1.03), exact_tier(solve)]
+        dist, _ = nearest_by_bounds(emd_bounds.projection_bounds(real), [(q, np.ones(m, bool), wants) for q in range(m)],
+                                    tiers, atol=1e-9, groups=groups)
+        got = dist.astype(np.float64)
+        np.fill_diagonal(got, np.inf)
+        assert np.array_equal(groups[got.argmin(1)], groups[expected.argmin(1)])
+        assert got[5].argmin() == 2  # the tie across groups goes to the lowest index, as np.argmin's
+    assert len(solved["group"]) <= len(solved["nearest"])
+    with pytest.raises(ValueError, match="groups"):
+        nearest_by_bounds(emd_bounds.projection_bounds(real), [(0, np.ones(m, bool), "group")], tiers)
 
 
 def test_bounds_refuse_sets_of_different_sizes():

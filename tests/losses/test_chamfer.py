@@ -45,7 +45,7 @@ def test_matches_numpy_on_uneven_padded_sets(metric, use_kernel, monkeypatch):
     x, xm = pad_with_garbage(xs, rng)
     y, ym = pad_with_garbage(ys, rng)
     if not use_kernel:
-        monkeypatch.setattr("pointset_cli.distances.nearest.kernels.available", lambda: False)
+        monkeypatch.setattr("pointset_cli.distances.nearest_kernel.available", lambda: False)
     got = np.asarray(losses.chamfer(x, y, xm, ym, metric=metric, chunk=16))
     want = [ref_chamfer(a, b, metric) for a, b in zip(xs, ys)]
     np.testing.assert_allclose(got, want, rtol=1e-5)
