@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,26 @@ def test_sample_writes_files_and_a_render_and_refuses_overwrite(cli, shipped_run
     again = cli(["sample", shipped_run, "-n", "4", "--out", out, "--format", "xyz"])
     assert again.exit_code == 2 and "--force" in again.stderr
     assert cli(["sample", shipped_run, "-n", "4", "--out", out, "--format", "xyz", "--force"]).exit_code == 0
+
+
+SAMPLE_AND_LIST_MODULES = """
+import runpy, sys
+sys.argv = ["pointset", "sample", sys.argv[1], "-n", "2", "--out", sys.argv[2], "--format", "npy"]
+try:
+    runpy.run_module("pointset_cli", run_name="__main__")
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(sorted(m for m in ("numba", "scipy.linalg", "pointset_cli.losses") if m in sys.modules))
+"""
+
+
+def test_sampling_an_mlp_run_imports_neither_numba_nor_scipy_linalg(shipped_run, tmp_path):
+    # Decoding needs no kernel and no linear algebra; importing them cost `sample` 0.25 s of its start.
+    out = subprocess.run([sys.executable, "-c", SAMPLE_AND_LIST_MODULES, str(shipped_run), str(tmp_path / "s")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list((tmp_path / "s").glob("*.npy"))) == 2
+    assert out.stdout.strip().splitlines()[-1] == "['pointset_cli.losses']"  # the losses load, their kernels do not
 
 
 def test_same_seed_same_sets_and_fixed_size(cli, shipped_run, tmp_path):
