@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def timed(cmd: list[str], tree: Path) -> tuple[float, float]:
     lines = []
     for line in proc.stdout:  # plain progress lines: stdout is not a terminal
         lines.append(line)
-        if line.startswith("training 2/2") and steps != steps:
+        if line.startswith("training 2/2") and math.isnan(steps):
             steps = time.perf_counter() - start
     if proc.wait():
         raise SystemExit(f"{' '.join(cmd)} failed in {tree}:\n{''.join(lines)[-2000:]}")

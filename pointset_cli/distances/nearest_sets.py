@@ -74,7 +74,8 @@ def nearest_by_bounds(
         qs = np.flatnonzero(active)
         c, r = cands[qs], rows[qs]
         q_lo, q_hi, q_grade = lo[r], hi[r], grade[r]  # [Q, M]
-        best = np.where(c, q_hi, np.inf).min(1)  # [Q]
+        held = np.where(c, q_hi, np.inf)  # [Q, M] upper bounds of the candidates
+        best, leader = held.min(1), held.argmin(1)  # [Q]: the best upper bound and who holds it
         contenders = c & (q_lo <= best[:, None] * (1 + RTOL) + atol)
         open_ = contenders & (q_grade < last)
         single = contenders.sum(1) == 1
@@ -90,7 +91,7 @@ def nearest_by_bounds(
         # pair is solved. A pair ruled out is never looked at again.
         span = 1.0 + float(np.max(q_lo[ask], initial=0.0, where=np.isfinite(q_lo[ask])))
         key = np.where(np.isfinite(best[ask])[:, None], q_grade[ask] * span + q_lo[ask], q_lo[ask])
-        pick = np.where(_worth_tightening(open_[ask], c[ask], q_hi[ask], best[ask], groups, wants_group[qs[ask]]),
+        pick = np.where(_worth_tightening(open_[ask], leader[ask], best[ask], groups, wants_group[qs[ask]]),
                         key, np.inf).argmin(1)
         i, j = np.minimum(r[ask], pick), np.maximum(r[ask], pick)
         flat = np.unique(i * m + j)
@@ -114,12 +115,11 @@ def nearest_by_bounds(
     return hi.astype(np.float32), counts
 
 
-def _worth_tightening(open_: np.ndarray, cands: np.ndarray, q_hi: np.ndarray, best: np.ndarray, groups: np.ndarray,
+def _worth_tightening(open_: np.ndarray, leader: np.ndarray, best: np.ndarray, groups: np.ndarray,
                       wants_group: np.ndarray) -> np.ndarray:
-    """open_ [Q, M], narrowed for queries that want the group and have an upper bound: to the
-    leader (the candidate holding the best upper bound) and the contenders of other groups, whose
+    """open_ [Q, M], narrowed for queries that want the group and have an upper bound (best [Q]
+    finite): to the leader [Q] (the candidate holding it) and the contenders of other groups, whose
     bounds decide the answer. A query with nothing left there keeps all its open contenders."""
-    leader = np.where(cands, q_hi, np.inf).argmin(1)  # [Q]
     rival = groups[None, :] != groups[leader][:, None]
     rival[np.arange(len(leader)), leader] = True
     narrowed = open_ & rival
