@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pointset_cli.models.sorting import permute, sort_order
 
@@ -49,11 +50,11 @@ def learned_set(name: str, rows: int, width: int, batch: int, init=None) -> jax.
 
 
 def attention_weights(logits: jax.Array, key_mask: jax.Array | None) -> jax.Array:
-    """Softmax over keys (last axis) of logits [..., M, N]; masked keys get exactly 0 weight."""
+    """Softmax over keys (last axis) of logits [B, ..., N]; masked keys get exactly 0 weight."""
     if key_mask is None:
         return jax.nn.softmax(logits, axis=-1)
-    # key_mask [B, N] -> broadcast over heads and queries: [B, 1, 1, N]
-    mask = key_mask[:, None, None, :]
+    # key_mask [B, N] -> broadcast over the middle axes (heads, queries): [B, 1, ..., 1, N]
+    mask = key_mask.reshape(key_mask.shape[:1] + (1,) * (logits.ndim - 2) + key_mask.shape[1:])
     weights = jax.nn.softmax(jnp.where(mask, logits, -1e9), axis=-1)
     return weights * mask  # an empty set attends to nothing instead of uniformly to its padding
 
@@ -83,6 +84,101 @@ def scaled_dot_product(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.A
     return jax.lax.map(jax.checkpoint(one_set), (q, k, v, mask))
 
 
+def _head_channels(heads: int, width: int, dtype) -> jax.Array:
+    """[H, C]: 1 where channel c belongs to head h (head h owns the h-th block of C/H channels)."""
+    return (jnp.arange(width)[None, :] // (width // heads) == jnp.arange(heads)[:, None]).astype(dtype)
+
+
+def _spread_heads(x: jax.Array, heads: int) -> jax.Array:
+    """[B, L, C] -> [B, H * L, C]: row (h, l) is row l with every channel outside head h zeroed."""
+    b, rows, width = x.shape
+    return (x[:, None] * _head_channels(heads, width, x.dtype)[None, :, None, :]).reshape(b, heads * rows, width)
+
+
+def _few_queries(heads: int, m: int, n: int, width: int) -> bool:
+    """Whether H * M query rows fit in the width (inducing points, seeds), so attention can run in
+    the keys' input space (`_attend_few_queries`) at less cost than projecting N keys and values."""
+    return heads * m <= width and m <= n
+
+
+def _attend_few_queries(q, key, value, key_weights, value_weights, heads: int, key_mask):
+    """q [B, M, C] (projected), key [B, N, Ck] and value [B, N, Cv] as given, not projected;
+    key_weights ([Ck, C], [C]) and value_weights ([Cv, C], [C]) -> [B, M, C].
+
+    The same attention in another order: each head's query is mapped back through the key weights
+    (q_h W_k,h^T, [B, H * M, Ck]) and the weights pool the raw values before W_v, so the [B, N, C]
+    projections of keys and values are never formed (H * M <= C rows instead of N). The key bias
+    adds one constant per query and head, which the softmax ignores; the value bias comes back
+    weighted by each row's total weight (1, or 0 for an empty set).
+    """
+    b, m, width = q.shape
+    (w_k, _), (w_v, b_v) = key_weights, value_weights
+    spread = _spread_heads(q, heads) / jnp.sqrt(width // heads).astype(q.dtype)  # [B, H * M, C]
+    logits = jnp.einsum("bjk,bnk->bjn", spread @ w_k.T, key)  # [B, H * M, N]
+    weights = attention_weights(logits, key_mask)  # [B, H * M, N]
+    out = jnp.einsum("bjn,bnv->bjv", weights, value) @ w_v + weights.sum(-1, keepdims=True) * b_v  # [B, H * M, C]
+    return jnp.einsum("bhmc,hc->bmc", out.reshape(b, heads, m, width), _head_channels(heads, width, q.dtype))
+
+
+def _attend_few_keys(q, k, v, heads: int, key_mask):
+    """k/v [B, N, C] with H * N <= C; q [B, M, C] -> [B, M, C], with head-spread keys and values
+    ([B, H * N, C], block diagonal in channels) so that q's [B, M, C] is never split into heads."""
+    b, m, width = q.shape
+    n = k.shape[1]
+    scale = jnp.sqrt(width // heads).astype(q.dtype)
+    logits = jnp.einsum("bmc,bjc->bmj", q, _spread_heads(k, heads)) / scale  # [B, M, H * N]
+    weights = attention_weights(logits.reshape(b, m, heads, n), key_mask).reshape(b, m, heads * n)
+    return jnp.einsum("bmj,bjc->bmc", weights, _spread_heads(v, heads))  # [B, M, C]
+
+
+def _attend_few_keys_projecting(query, k, v, query_weights, out_weights, heads: int, key_mask):
+    """query [B, M, Cq] as given, not projected; k/v [B, N, C] (projected) with H * N <= C;
+    query_weights ([Cq, C], [C]) and out_weights ([C, C], [C]) -> [B, M, C], the block's output
+    projection included.
+
+    The query projection moves onto the keys (q W_q k^T = q (k W_q^T)^T, [B, H * N, Cq]) and the
+    output projection onto the values (softmax (v W_o), [B, H * N, C]), so the [B, M, C] products
+    with W_q and W_o of the M queries are never formed.
+    """
+    b, m, _ = query.shape
+    n, width = k.shape[1:]
+    (w_q, b_q), (w_o, b_o) = query_weights, out_weights
+    spread = _spread_heads(k, heads) / jnp.sqrt(width // heads).astype(k.dtype)  # [B, H * N, C]
+    logits = jnp.einsum("bmd,bjd->bmj", query, spread @ w_q.T) + (spread @ b_q)[:, None, :]  # [B, M, H * N]
+    weights = attention_weights(logits.reshape(b, m, heads, n), key_mask).reshape(b, m, heads * n)
+    return jnp.einsum("bmj,bjc->bmc", weights, _spread_heads(v, heads) @ w_o) + b_o  # [B, M, C]
+
+
+def multihead_attention(q: jax.Array, k: jax.Array, v: jax.Array, heads: int,
+                        key_mask: jax.Array | None) -> jax.Array:
+    """Attention with H heads on projected q [B, M, C], k/v [B, N, C], key_mask [B, N] -> [B, M, C].
+
+    Head h attends with channels [h C/H, (h + 1) C/H). With few keys (H N <= C, as inducing points
+    and seeds) the heads are spread over the keys' rows rather than splitting the queries' large
+    [B, M, C] into [B, H, M, C/H], which XLA's CPU backend copies there and back.
+    """
+    width = q.shape[2]
+    if heads * k.shape[1] <= width:
+        return _attend_few_keys(q, k, v, heads, key_mask)
+
+    def split(x):  # [B, L, C] -> [B, H, L, C/H]
+        return x.reshape(*x.shape[:-1], heads, width // heads).swapaxes(-2, -3)
+
+    out = scaled_dot_product(split(q), split(k), split(v), key_mask)  # [B, H, M, C/H]
+    return out.swapaxes(-2, -3).reshape(q.shape)
+
+
+class _Projection(hk.Linear):
+    """hk.Linear that can also hand out its parameters (the same names and initialisers), so that
+    attention may apply them in another order."""
+
+    def weights(self, input_size: int, dtype) -> tuple[jax.Array, jax.Array]:
+        """([input_size, out], [out]): the parameters a call on [..., input_size] would use."""
+        init = self.w_init or hk.initializers.TruncatedNormal(stddev=1.0 / np.sqrt(input_size))
+        w = hk.get_parameter("w", [input_size, self.output_size], dtype, init=init)
+        return w, hk.get_parameter("b", [self.output_size], dtype, init=self.b_init)
+
+
 class MultiHeadAttention(hk.Module):
     """Scaled dot-product attention with H heads; query [B, M, Cq], key/value [B, N, Ck] -> [B, M, C].
 
@@ -99,18 +195,24 @@ class MultiHeadAttention(hk.Module):
         self.light = light
 
     def __call__(self, query, key, value, key_mask=None):
-        h, c = self.num_heads, self.width // self.num_heads
-
-        def heads(x, name):  # [B, L, C_in] -> [B, H, L, C/H]
-            y = hk.Linear(self.width, name=name)(x)
-            return y.reshape(*y.shape[:-1], h, c).swapaxes(-2, -3)
-
-        q, k, v = heads(query, "query"), heads(key, "key"), heads(value, "value")
-        out = scaled_dot_product(q, k, v, key_mask)  # [B, H, M, C/H]
-        out = out.swapaxes(-2, -3).reshape(*query.shape[:-1], self.width)  # [B, M, C]
+        h, width = self.num_heads, self.width
+        queries, keys, values = (_Projection(width, name=name) for name in ("query", "key", "value"))
+        m, n = query.shape[1], key.shape[1]
+        if not self.light and h * n <= width < h * m:  # few keys, many queries: W_q and W_o go to the keys
+            # parameters are made in the order query, key, value, out, as on the other paths
+            query_weights = queries.weights(query.shape[-1], query.dtype)
+            k, v = keys(key), values(value)  # [B, N, C]
+            out_weights = _Projection(width, name="out").weights(width, query.dtype)
+            return _attend_few_keys_projecting(query, k, v, query_weights, out_weights, h, key_mask)
+        q = queries(query)  # [B, M, C]
+        if _few_queries(h, m, n, width):
+            out = _attend_few_queries(q, key, value, keys.weights(key.shape[-1], key.dtype),
+                                      values.weights(value.shape[-1], value.dtype), h, key_mask)
+        else:
+            out = multihead_attention(q, keys(key), values(value), h, key_mask)  # [B, M, C]
         if self.light:
-            return q.swapaxes(-2, -3).reshape(out.shape) + out
-        return hk.Linear(self.width, name="out")(out)
+            return q + out
+        return hk.Linear(width, name="out")(out)
 
 
 class MAB(hk.Module):

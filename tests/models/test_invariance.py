@@ -93,6 +93,42 @@ def test_light_block_is_the_official_formula():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def attention_formula(params, x, y, mask, heads: int, light: bool) -> np.ndarray:
+    """MultiHeadAttention written out in numpy: Q, K, V = x W_q, y W_k, y W_v (with biases); per head
+    softmax(Q_h K_h^T / sqrt(C/H)) V_h over the unmasked keys (0 for an empty set); then Q + that
+    (light) or that W_o (full)."""
+    p = {k.split("/")[-1]: {n: np.asarray(a, np.float64) for n, a in v.items()} for k, v in params.items()}
+    q, k, v = (a @ p[n]["w"] + p[n]["b"] for a, n in ((x, "query"), (y, "key"), (y, "value")))
+    c = q.shape[-1] // heads
+    out = np.zeros_like(q)
+    for b in range(len(x)):
+        for h in range(heads):
+            ch = slice(c * h, c * h + c)
+            if mask[b].any():
+                logits = q[b, :, ch] @ k[b, mask[b], ch].T / np.sqrt(c)
+                w = np.exp(logits - logits.max(1, keepdims=True))
+                out[b, :, ch] = (w / w.sum(1, keepdims=True)) @ v[b, mask[b], ch]
+    return q + out if light else out @ p["out"]["w"] + p["out"]["b"]
+
+
+# (queries M, keys N, input width, heads): few queries (H M <= C: the keys' input space), few keys
+# (H N <= C < H M: the full block moves W_q and W_o onto the keys), both many (heads split)
+ATTENTION_SHAPES = [(4, 11, 3, 2), (1, 11, 8, 4), (11, 4, 8, 2), (9, 11, 8, 2)]
+
+
+@pytest.mark.parametrize("light", [False, True])
+@pytest.mark.parametrize(("m", "n", "d", "heads"), ATTENTION_SHAPES)
+def test_attention_is_the_formula_on_every_route(m, n, d, heads, light):
+    rng = np.random.default_rng(0)
+    x, y = (rng.normal(size=(3, rows, d)).astype(np.float32) for rows in (m, n))
+    mask = np.arange(n)[None] < np.array([[n - 3], [n], [0]])  # the third set is empty
+    f = hk.without_apply_rng(hk.transform(lambda x, y, k: layers.MultiHeadAttention(heads, 8, light)(x, y, y, k)))
+    params = f.init(jax.random.key(0), x, y, mask)
+    params = jax.tree.map(lambda a: a + 0.3 * rng.normal(size=a.shape).astype(np.float32), params)  # nonzero biases
+    got = np.asarray(f.apply(params, x, y, mask))
+    np.testing.assert_allclose(got, attention_formula(params, x, y, mask, heads, light), rtol=1e-4, atol=1e-5)
+
+
 def test_tspn_transformer_equivariant():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 9, 16)), jnp.float32)
