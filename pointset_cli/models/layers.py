@@ -84,15 +84,26 @@ def scaled_dot_product(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.A
     return jax.lax.map(jax.checkpoint(one_set), (q, k, v, mask))
 
 
-def _head_channels(heads: int, width: int, dtype) -> jax.Array:
-    """[H, C]: 1 where channel c belongs to head h (head h owns the h-th block of C/H channels)."""
-    return (jnp.arange(width)[None, :] // (width // heads) == jnp.arange(heads)[:, None]).astype(dtype)
+def _head_channels(heads: int, width: int) -> np.ndarray:
+    """[H, C] float32 constant: 1 where channel c belongs to head h (the h-th block of C/H channels)."""
+    return (np.arange(width)[None, :] // (width // heads) == np.arange(heads)[:, None]).astype(np.float32)
 
 
 def _spread_heads(x: jax.Array, heads: int) -> jax.Array:
     """[B, L, C] -> [B, H * L, C]: row (h, l) is row l with every channel outside head h zeroed."""
     b, rows, width = x.shape
-    return (x[:, None] * _head_channels(heads, width, x.dtype)[None, :, None, :]).reshape(b, heads * rows, width)
+    return (x[:, None] * _head_channels(heads, width)[None, :, None, :]).reshape(b, heads * rows, width)
+
+
+def _unspread_heads(x: jax.Array, heads: int) -> jax.Array:
+    """[B, H * M, C] -> [B, M, C]: each channel from the rows of its own head."""
+    b, rows, width = x.shape
+    return jnp.sum(x.reshape(b, heads, rows // heads, width) * _head_channels(heads, width)[None, :, None, :], axis=1)
+
+
+def _bmm(a: jax.Array, b: jax.Array, a_axis: int, b_axis: int) -> jax.Array:
+    """Product batched over axis 0, contracting a's `a_axis` with b's `b_axis`: [B, a free, b free]."""
+    return jax.lax.dot_general(a, b, (((a_axis,), (b_axis,)), ((0,), (0,))))
 
 
 def _few_queries(heads: int, m: int, n: int, width: int) -> bool:
@@ -111,13 +122,12 @@ def _attend_few_queries(q, key, value, key_weights, value_weights, heads: int, k
     adds one constant per query and head, which the softmax ignores; the value bias comes back
     weighted by each row's total weight (1, or 0 for an empty set).
     """
-    b, m, width = q.shape
     (w_k, _), (w_v, b_v) = key_weights, value_weights
-    spread = _spread_heads(q, heads) / jnp.sqrt(width // heads).astype(q.dtype)  # [B, H * M, C]
-    logits = jnp.einsum("bjk,bnk->bjn", spread @ w_k.T, key)  # [B, H * M, N]
+    spread = _spread_heads(q, heads) * float(1 / np.sqrt(q.shape[2] // heads))  # [B, H * M, C]
+    logits = _bmm(spread @ w_k.T, key, 2, 2)  # [B, H * M, N]
     weights = attention_weights(logits, key_mask)  # [B, H * M, N]
-    out = jnp.einsum("bjn,bnv->bjv", weights, value) @ w_v + weights.sum(-1, keepdims=True) * b_v  # [B, H * M, C]
-    return jnp.einsum("bhmc,hc->bmc", out.reshape(b, heads, m, width), _head_channels(heads, width, q.dtype))
+    out = _bmm(weights, value, 2, 1) @ w_v + weights.sum(-1, keepdims=True) * b_v  # [B, H * M, C]
+    return _unspread_heads(out, heads)  # [B, M, C]
 
 
 def _attend_few_keys(q, k, v, heads: int, key_mask):
@@ -125,10 +135,9 @@ def _attend_few_keys(q, k, v, heads: int, key_mask):
     ([B, H * N, C], block diagonal in channels) so that q's [B, M, C] is never split into heads."""
     b, m, width = q.shape
     n = k.shape[1]
-    scale = jnp.sqrt(width // heads).astype(q.dtype)
-    logits = jnp.einsum("bmc,bjc->bmj", q, _spread_heads(k, heads)) / scale  # [B, M, H * N]
+    logits = _bmm(q, _spread_heads(k, heads), 2, 2) * float(1 / np.sqrt(width // heads))  # [B, M, H * N]
     weights = attention_weights(logits.reshape(b, m, heads, n), key_mask).reshape(b, m, heads * n)
-    return jnp.einsum("bmj,bjc->bmc", weights, _spread_heads(v, heads))  # [B, M, C]
+    return _bmm(weights, _spread_heads(v, heads), 2, 1)  # [B, M, C]
 
 
 def _attend_few_keys_projecting(query, k, v, query_weights, out_weights, heads: int, key_mask):
@@ -143,10 +152,10 @@ def _attend_few_keys_projecting(query, k, v, query_weights, out_weights, heads: 
     b, m, _ = query.shape
     n, width = k.shape[1:]
     (w_q, b_q), (w_o, b_o) = query_weights, out_weights
-    spread = _spread_heads(k, heads) / jnp.sqrt(width // heads).astype(k.dtype)  # [B, H * N, C]
-    logits = jnp.einsum("bmd,bjd->bmj", query, spread @ w_q.T) + (spread @ b_q)[:, None, :]  # [B, M, H * N]
+    spread = _spread_heads(k, heads) * float(1 / np.sqrt(width // heads))  # [B, H * N, C]
+    logits = _bmm(query, spread @ w_q.T, 2, 2) + (spread @ b_q)[:, None, :]  # [B, M, H * N]
     weights = attention_weights(logits.reshape(b, m, heads, n), key_mask).reshape(b, m, heads * n)
-    return jnp.einsum("bmj,bjc->bmc", weights, _spread_heads(v, heads) @ w_o) + b_o  # [B, M, C]
+    return _bmm(weights, _spread_heads(v, heads) @ w_o, 2, 1) + b_o  # [B, M, C]
 
 
 def multihead_attention(q: jax.Array, k: jax.Array, v: jax.Array, heads: int,
