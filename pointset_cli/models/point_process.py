@@ -16,7 +16,7 @@ Shapes: B batch, N points per set (padded), D point dimension, n_max the largest
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import haiku as hk
@@ -93,16 +93,21 @@ class Cardinality(hk.Module):
     (the tail), so a set larger than any training set (7 of MNIST's 10,000 test digits) gets a
     finite density rather than zero. `kind="categorical"` learns n_max + 2 logits, the last one
     the tail's; `kind="poisson"` learns one log rate: the columns are the Poisson pmf and the tail
-    its remaining mass. Given the first batch's `mask` at init, they start at its size histogram
-    (or mean size) instead of uniform: with a few hundred sizes (ModelNet's fixed 1,024) a uniform
-    start costs many steps of an otherwise solved problem.
+    its remaining mass. They start at the training sizes' histogram `counts` (index = size; DataSpec.sizes)
+    or, without it, at the init batch's `mask`, instead of uniform: the maximum-likelihood p_c is then
+    where training begins, where a uniform start over a few hundred sizes costs many steps of an
+    otherwise solved problem (and GAST samples sets of any size until then).
     """
 
-    def __init__(self, n_max: int, n_classes: int = 0, kind: str = "categorical", name=None):
+    def __init__(self, n_max: int, n_classes: int = 0, kind: str = "categorical", counts: Sequence[int] = (),
+                 name=None):
         super().__init__(name=name)
         self.n_max = n_max
         self.n_classes = n_classes
         self.kind = kind
+        self.counts = np.zeros(n_max + 1)  # [n_max + 1] training sets per size
+        given = np.asarray(counts, np.float64)[: n_max + 1]
+        self.counts[: len(given)] = given
 
     def __call__(self, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """labels [B] int (mask [B, N] of the init batch, optional) -> log p_c [B, n_max + 2] (normalised)."""
@@ -121,13 +126,22 @@ class Cardinality(hk.Module):
         table = hk.get_parameter("logits", [rows, self.n_max + 2], init=lambda s, d: self._histogram(k, s, d))
         return jax.nn.log_softmax(table[idx], axis=-1)
 
+    def _counts(self, k) -> jax.Array | None:
+        """[n_max + 2] sets per size (the tail column 0): the training histogram, else the batch's, else None."""
+        if self.counts.sum() > 0:
+            return jnp.asarray(np.append(self.counts, 0.0), jnp.float32)
+        return None if k is None else jnp.zeros(self.n_max + 2).at[k].add(1.0)
+
     def _mean_size(self, k):
-        return max(self.n_max / 2, 1.0) if k is None else jnp.maximum(jnp.mean(k.astype(jnp.float32)), 0.5)
+        counts = self._counts(k)
+        if counts is None:
+            return max(self.n_max / 2, 1.0)
+        return jnp.maximum(jnp.sum(counts * jnp.arange(self.n_max + 2)) / jnp.sum(counts), 0.5)
 
     def _histogram(self, k, shape, dtype):
-        if k is None:
+        counts = self._counts(k)
+        if counts is None:
             return jnp.zeros(shape, dtype)
-        counts = jnp.zeros(shape[-1]).at[k].add(1.0)  # [n_max + 2], the tail column stays 0
         return jnp.broadcast_to(jnp.log(counts + 0.5), shape).astype(dtype)  # +0.5: unseen sizes stay possible
 
 
@@ -171,7 +185,7 @@ def gaussian_kl(mean: jax.Array, log_scale: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(mean**2 + jnp.exp(2.0 * log_scale) - 1.0 - 2.0 * log_scale, axis=-1)
 
 
-def latent_free_model(config: Any, data: Any, init, loss, sample, log_prob=None) -> Any:
+def latent_free_model(config: Any, data: Any, init, loss, sample, log_prob=None, players: tuple[str, ...] = ()) -> Any:
     """A SetModel without a latent: encode / decode / reconstruct raise a UsageError naming it."""
     from pointset_cli.models.setmodel import SetModel
 
@@ -183,7 +197,7 @@ def latent_free_model(config: Any, data: Any, init, loss, sample, log_prob=None)
 
     return SetModel(
         config=config, data=data, init=init, loss=loss, encode=refuse, decode=refuse, reconstruct=refuse,
-        sample=sample, log_prob=log_prob, cardinality="size",
+        sample=sample, log_prob=log_prob, cardinality="size", players=players,
     )
 
 
@@ -225,7 +239,7 @@ def density_set_model(
 
     def functions():
         density = make_density(n_classes, latent_dim)
-        sizes = Cardinality(data.n_max, n_classes, options.cardinality)
+        sizes = Cardinality(data.n_max, n_classes, options.cardinality, counts=data.sizes)
         if latent_dim:
             encoder = make_encoder()
             mean_head = hk.Linear(latent_dim, w_init=jnp.zeros, name="posterior_mean")  # q starts at the prior

@@ -43,6 +43,9 @@ class SetModel(NamedTuple):
     # of one PRNG key per set; reconstruct(params, rng, inputs) then gives the whole sets (with
     # task_options.keep_input: the input's points, then the decoder's).
     inputs: Callable[..., Any] | None = None
+    # Adversarial models: haiku module-name prefixes of parameters trained as separate players, each
+    # with its own clip and optimiser state (training.optim); the rest are one more player.
+    players: tuple[str, ...] = ()
 
 
 def batch_shapes(data: DataSpec, batch: int = 2) -> Any:

@@ -169,8 +169,11 @@ class _Session:
         self.total = total_steps(cfg.train, self.stream.steps_per_epoch)
         self.info = {**data_info(ds, self.train_idx, paths.root), "validation": validation}
         self.model = build_model(cfg.model, data_spec(self.info))
+        # An adversarial objective does not rank checkpoints (a lower value can be a weaker critic):
+        # GAST keeps no best checkpoint, so sampling and eval take the latest.
+        self.ranks = not self.model.players
         self.cfg = dataclasses.replace(cfg, model=self.model.config)  # what config.yaml records: the resolved model
-        optimizer = make_optimizer(cfg.optim, self.total)
+        optimizer = make_optimizer(cfg.optim, self.total, self.model.players)
         self.schedule = jax.jit(make_schedule(cfg.optim, self.total))  # one small program, not one per op
         self.optimizer = optimizer
         self.dp = dp
@@ -200,7 +203,7 @@ class _Session:
             return self.dp.replicate(state), None
         self.last_saved = int(state.step)
         best = [r["val_loss"] for r in self.log.read() if "val_loss" in r and r["step"] <= self.last_saved]
-        self.best = min(best) if best else None
+        self.best = min(best) if best and self.ranks else None
         return self.dp.replicate(state), self.last_saved
 
     def save_latest(self, step: int, state: Any) -> None:
@@ -318,7 +321,7 @@ class _Session:
             count += n_real
         row = {"step": step, **{f"val_{k}": v / count for k, v in totals.items()}}
         self.reporter.validation(step, row["val_loss"])
-        if math.isfinite(row["val_loss"]) and (self.best is None or row["val_loss"] < self.best):
+        if self.ranks and math.isfinite(row["val_loss"]) and (self.best is None or row["val_loss"] < self.best):
             self.best = row["val_loss"]
             if self.ckpt is not None:
                 self.ckpt.save_best(step, self.dp.to_host(state), row["val_loss"])

@@ -29,6 +29,9 @@ def test_train_sample_and_score_a_density_model(cli, tiny_mnist, tmp_path, name)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val_nll" in r for r in rows) == (name != "gast")
     assert any("kl" in r for r in rows) == (name == "setflow_latent")
+    # GAST's objective does not rank checkpoints: it keeps none as "best", and sampling takes the latest
+    best = [p for p in (run / "checkpoints" / "best").glob("*") if p.name.isdigit()]
+    assert (len(best) == 0) == (name == "gast")
 
     sampled = cli(["sample", run, "-n", "3", "--seed", "0", "--out", tmp_path / "s", "--format", "npy"])
     assert sampled.exit_code == 0, sampled.stderr

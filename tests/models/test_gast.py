@@ -13,7 +13,9 @@ from pointset_cli.data.batching import Batch
 from pointset_cli.models import DataSpec, ModelConfig
 from pointset_cli.models.gast import GastConfig, build
 
-SMALL = GastConfig(hidden=16, heads=2, generator_blocks=1, critic_blocks=1, point_noise=4, set_noise=4)
+# r1_weight 1: these blobs are 3-8 points of spread 0.2, where the default (set for ~100-point
+# digits in [0, 1]) leaves the critic too free for a 300-step toy to settle.
+SMALL = GastConfig(hidden=16, heads=2, generator_blocks=1, critic_blocks=1, point_noise=4, set_noise=4, r1_weight=1.0)
 
 
 def blobs(n_sets: int, n: int = 8, seed: int = 0) -> Batch:
@@ -91,3 +93,59 @@ def test_training_moves_samples_to_the_data():
     real = np.asarray(points)[np.asarray(mask)]
     assert np.linalg.norm(real.mean(0) - [1.0, -1.0]) < min(0.5, before / 3)  # GANs oscillate: a loose bound
     assert np.mean(np.asarray(mask).sum(1) >= 3) > 0.8  # p_c moves to the 3..8 sizes (uniform start: 0.67)
+
+
+DIGIT_POINTS = 64
+STEPS = 1500
+
+
+def digit_sets(bundled_data, start: int, count: int, seed: int):
+    """`count` real MNIST test digits from `start`, each cut to at most DIGIT_POINTS random pixels."""
+    from pointset_cli.io.mnist import image_to_set, read_mnist
+
+    images, labels = read_mnist(bundled_data / "mnist_t10k" / "t10k-images-idx3-ubyte.gz")
+    rng = np.random.default_rng(seed)
+    sets = [image_to_set(image, 127) for image in images[start:start + count]]
+    return [s[rng.permutation(len(s))[:DIGIT_POINTS]] for s in sets], labels[start:start + count]
+
+
+@pytest.mark.slow  # STEPS GAST steps at 64 points: 6-12 minutes on 2 CPU cores
+def test_gast_samples_beat_the_best_iid_point_process_on_real_digits(bundled_data):
+    """GAST models a set's points jointly. Trained on 4,096 real digits (as `pointset train` trains:
+    one clip and Adam per player, warm-up and cosine decay), its samples are nearer 256 other digits
+    (MMD-CD) than sets drawn i.i.d. from all the training points pooled, the best any i.i.d. point
+    process such as `poisson` can do, and much nearer than at init. (Measured: 4.39e-3 against the
+    i.i.d. sets' 5.96e-3, a Gaussian fitted to the pooled points 6.97e-3, and 0.16 at init.)"""
+    from pointset_cli import metrics
+    from pointset_cli.config import OptimConfig
+    from pointset_cli.training.optim import make_optimizer
+    from pointset_cli.training.state import init_state
+    from pointset_cli.training.steps import make_train_step
+    from pointset_testing.setdata import padded_batch
+
+    train_sets, train_labels = digit_sets(bundled_data, 0, 4096, seed=0)
+    ref_sets, ref_labels = digit_sets(bundled_data, 4096, 256, seed=1)
+    train, refs = padded_batch(train_sets, train_labels), padded_batch(ref_sets, ref_labels)
+    sizes = tuple(np.bincount([len(s) for s in train_sets], minlength=DIGIT_POINTS + 1))
+    m = build(ModelConfig(name="gast"), DataSpec(2, DIGIT_POINTS, 10, sizes=sizes), GastConfig())
+    optimizer = make_optimizer(OptimConfig(lr=5e-4, b1=0.5), STEPS, players=m.players)
+    batches = [Batch(*(x[i:i + 32] for x in train)) for i in range(0, 4096, 32)]
+    state = init_state(m, optimizer, 0, batches[0])
+
+    def mmd(points, mask) -> float:
+        return metrics.mmd(metrics.pairwise_cd(np.asarray(points), refs.points, np.asarray(mask), refs.mask))
+
+    sample = jax.jit(m.sample, static_argnums=2)
+    start = mmd(*sample(state.params, jax.random.PRNGKey(7), 256))
+    step = make_train_step(m, optimizer)
+    for i in range(STEPS):
+        state, _ = step(state, batches[i % len(batches)])
+    trained = mmd(*sample(state.params, jax.random.PRNGKey(7), 256))
+
+    rng = np.random.default_rng(2)
+    pool = np.asarray(train.points)[np.asarray(train.mask)]  # every training point
+    sizes_drawn = rng.choice([len(s) for s in train_sets], 256)  # the training sizes, as p_c would draw them
+    iid = padded_batch([pool[rng.integers(0, len(pool), k)] for k in sizes_drawn], np.zeros(256))
+    baseline = mmd(iid.points, iid.mask)
+    assert trained < 0.9 * baseline, f"GAST MMD-CD {trained:.4g} against i.i.d. points' {baseline:.4g}"
+    assert trained < 0.5 * start, f"GAST MMD-CD {trained:.4g} from {start:.4g} at init"

@@ -132,6 +132,22 @@ def test_sizes_beyond_n_max_keep_a_finite_density_and_the_size_law_sums_to_one(k
     assert mask.shape[1] == n_max and int(np.asarray(mask).sum(1).max()) <= n_max
 
 
+def test_size_law_starts_at_the_training_histogram_not_the_first_batch():
+    """p_c at init is the add-half estimate from DataSpec.sizes (every training set), whatever sizes
+    the init batch has; without the histogram, the batch's."""
+    n_max, counts = 6, [0, 0, 1, 3, 40, 5, 1]
+    model = poisson.build(ModelConfig(name="poisson"), DataSpec(2, n_max, 0, sizes=tuple(counts)),
+                          poisson.PoissonConfig(components=2))
+    batch = make_batch(np.zeros((2, n_max, 2)), [6, 6])  # a first batch that is all sixes
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), batch)
+    want = (np.append(counts, 0) + 0.5) / (sum(counts) + 0.5 * (n_max + 2))
+    got = [size_prob(model, params, k, 2) for k in range(n_max + 1)]
+    np.testing.assert_allclose(got, want[: n_max + 1], rtol=1e-5)
+    batch_only = build("poisson", 2, n_max, components=2)  # DataSpec without sizes: the batch's histogram
+    params = jax.jit(batch_only.init)(jax.random.PRNGKey(0), batch)
+    assert size_prob(batch_only, params, 6, 2) == pytest.approx(2.5 / (2 + 0.5 * (n_max + 2)), rel=1e-5)
+
+
 @pytest.mark.parametrize("dim", [1, pytest.param(2, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["poisson", "setflow"])
 def test_set_density_integrates_to_size_probability(name, dim):
